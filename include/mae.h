@@ -1,0 +1,188 @@
+/* mae.h - public C API of libmae: Masked Autoencoders (He et al., CVPR 2022) in C11.
+ *
+ * A program links libmae and can build a model from a config, initialise it as the official
+ * facebookresearch/mae code does, run the MAE forward and backward pass, train it with AdamW
+ * and the per-iteration warmup + cosine schedule, and save/load safetensors checkpoints whose
+ * tensor names are the official PyTorch state-dict names.
+ *
+ * Conventions
+ *   - Functions that can fail on user input return MAE_OK (0) or MAE_ERR (-1) and fill the
+ *     optional mae_error with a message naming the file/flag and what is wrong.
+ *   - Images are float32, normalised, laid out (B, C, H, W) as in PyTorch.
+ *   - L = (img_size / patch_size)^2 patches, P = patch_size^2 * in_chans values per patch.
+ */
+#ifndef MAE_H
+#define MAE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MAE_OK 0
+#define MAE_ERR (-1)
+#define MAE_ERR_NONFINITE (-2) /* a loss or gradient was NaN/Inf */
+
+#define MAE_VERSION_STRING "0.1.0"
+
+typedef struct mae_error {
+    char msg[512];
+} mae_error;
+
+/* ------------------------------------------------------------------ configuration */
+
+typedef struct mae_config {
+    int img_size;          /* H == W */
+    int patch_size;        /* p */
+    int in_chans;          /* 1 or 3 */
+    int embed_dim;         /* D */
+    int depth;             /* encoder blocks */
+    int num_heads;         /* encoder heads */
+    int decoder_embed_dim; /* Dd */
+    int decoder_depth;
+    int decoder_num_heads;
+    float mlp_ratio; /* hidden = (int)(dim * mlp_ratio), both stacks */
+    double mask_ratio; /* double, so int(L * (1 - r)) matches Python exactly */
+    int norm_pix_loss; /* 0/1 */
+} mae_config;
+
+/* Known presets: "mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14",
+ * "mae_vit_small" (384/12/6, dec 256/4/8, 224/16), "mae_vit_tiny" (192/12/3, dec 128/4/4, 224/16),
+ * and benchmark shapes "tiny-28" (28x28x1, p4), "tiny-32" (32x32x3, p4), "small-224", "base-224". */
+int mae_config_preset(mae_config *cfg, const char *name, mae_error *err);
+/* Comma-separated list of preset names, for help texts. */
+const char *mae_config_preset_names(void);
+int mae_config_validate(const mae_config *cfg, mae_error *err);
+int mae_config_num_patches(const mae_config *cfg);  /* L */
+int mae_config_len_keep(const mae_config *cfg);     /* int(L * (1 - mask_ratio)) */
+int mae_config_patch_dim(const mae_config *cfg);    /* P = p*p*C */
+/* Encode/decode the config as a compact JSON object (used in checkpoint metadata). */
+int mae_config_to_json(const mae_config *cfg, char *buf, size_t cap);
+int mae_config_from_json(mae_config *cfg, const char *json, mae_error *err);
+
+/* ------------------------------------------------------------------ model */
+
+typedef struct mae_model mae_model;
+
+/* Allocates parameters, gradients and activations for batches of up to max_batch images.
+ * device: "cpu" (NULL means cpu). Parameters are zero until mae_model_init or a load. */
+mae_model *mae_model_create(const mae_config *cfg, int max_batch, const char *device,
+                            mae_error *err);
+void mae_model_free(mae_model *m);
+const mae_config *mae_model_config(const mae_model *m);
+int mae_model_max_batch(const mae_model *m);
+/* Bytes of the parameter buffer (gradients are the same size) and of all activations; the
+ * encoder's share is sized for the visible tokens only (1 + len_keep). */
+void mae_model_memory(const mae_model *m, size_t *param_bytes, size_t *act_bytes,
+                      size_t *enc_act_bytes, size_t *dec_act_bytes);
+
+/* Official initialisation, seeded: xavier_uniform for Linear weights and the patch embed
+ * viewed as (D, C*p*p); zero Linear biases; the patch-embed bias keeps PyTorch's Conv2d default
+ * uniform(+-1/sqrt(C*p*p)); LayerNorm 1/0; cls/mask token normal(0, 0.02); fixed 2-D sin-cos
+ * position embeddings. */
+void mae_model_init(mae_model *m, uint64_t seed);
+
+/* Masking noise for a batch: noise[b*L + l] in [0,1), derived only from (seed, sample_ids[b], l),
+ * so a sample's mask does not depend on batch composition, threads or processes. */
+void mae_make_noise(float *noise, int B, int L, uint64_t seed, const uint64_t *sample_ids);
+
+/* Forward pass. imgs: (B,C,H,W). noise: (B,L) in [0,1) or NULL (then derived from seed 0 and
+ * sample ids 0..B-1). mask_ratio < 0 uses the config's. Sets *loss (mean MSE on removed
+ * patches; 0 when no patch is removed). Activations are kept for mae_backward. */
+int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, double mask_ratio,
+                float *loss, mae_error *err);
+/* Backward of the last forward: accumulates d(loss * loss_scale)/dparam into the gradients. */
+void mae_backward(mae_model *m, float loss_scale);
+void mae_zero_grad(mae_model *m);
+
+/* Outputs of the last forward (host buffers). pred: (B,L,P); mask: (B,L) 1 = removed;
+ * ids_restore: (B,L); latent: (B, 1+len_keep, D) after the final norm. */
+int mae_last_batch(const mae_model *m);
+int mae_last_len_keep(const mae_model *m);
+void mae_get_pred(const mae_model *m, float *pred);
+void mae_get_mask(const mae_model *m, float *mask);
+void mae_get_ids_restore(const mae_model *m, int64_t *ids_restore);
+void mae_get_latent(const mae_model *m, float *latent);
+
+/* ------------------------------------------------------------------ tensors (state dict) */
+
+#define MAE_MAX_NAME 96
+typedef struct mae_tensor_info {
+    const char *name; /* official state-dict name, e.g. "blocks.0.attn.qkv.weight" */
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    int trainable;    /* 0 for the fixed position embeddings */
+    int weight_decay; /* 1 if AdamW applies weight decay (ndim > 1 and not a bias) */
+} mae_tensor_info;
+
+int mae_num_tensors(const mae_model *m);
+const mae_tensor_info *mae_tensor(const mae_model *m, int i);
+int mae_tensor_find(const mae_model *m, const char *name); /* index or -1 */
+size_t mae_num_params(const mae_model *m, int trainable_only);
+/* Copy a parameter (or its gradient) to/from host memory of tensor(i).numel floats. */
+void mae_tensor_get(const mae_model *m, int i, float *dst);
+void mae_tensor_set(mae_model *m, int i, const float *src);
+void mae_grad_get(const mae_model *m, int i, float *dst);
+
+/* Weights-only safetensors file with official names; config stored in the metadata.
+ * Load checks every name and shape and names the file and tensor on mismatch. */
+int mae_model_save(const mae_model *m, const char *path, mae_error *err);
+int mae_model_load(mae_model *m, const char *path, mae_error *err);
+/* Read the config of a checkpoint: from its metadata if present, else inferred from the
+ * tensor shapes (heads cannot be inferred: num_heads / decoder_num_heads give them, <= 0 means
+ * a default of dim/64). */
+int mae_checkpoint_config(const char *path, int num_heads, int decoder_num_heads,
+                          mae_config *cfg, mae_error *err);
+
+/* ------------------------------------------------------------------ training */
+
+typedef struct mae_train_config {
+    int batch_size;     /* per step, per process */
+    int accum_iter;     /* gradient accumulation */
+    int epochs;
+    double warmup_epochs;
+    double lr;          /* absolute lr; if <= 0 it is blr * eff_batch / 256 */
+    double blr;
+    double min_lr;
+    double weight_decay;
+    double beta1, beta2, eps;
+    uint64_t seed;
+    int world_size;     /* data-parallel processes (1 here) */
+} mae_train_config;
+
+void mae_train_config_default(mae_train_config *tc); /* main_pretrain.py defaults */
+double mae_train_effective_lr(const mae_train_config *tc);
+/* Learning rate at fractional epoch e (warmup then half-cycle cosine to min_lr). */
+double mae_lr_at(const mae_train_config *tc, double epoch);
+
+typedef struct mae_trainer mae_trainer;
+mae_trainer *mae_trainer_create(mae_model *m, const mae_train_config *tc, mae_error *err);
+void mae_trainer_free(mae_trainer *t);
+/* One micro-batch: sets the lr from epoch_float at the start of an accumulation cycle,
+ * forward + backward (loss / accum_iter), and an AdamW step when the cycle completes.
+ * Returns MAE_ERR_NONFINITE (weights untouched by this step) if the loss is not finite. */
+int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int B,
+                     double epoch_float, float *loss, mae_error *err);
+double mae_trainer_lr(const mae_trainer *t);
+int64_t mae_trainer_num_updates(const mae_trainer *t);
+int64_t mae_trainer_num_micro(const mae_trainer *t);
+
+/* Training state (AdamW moments, counters, epoch, config, train config) in a safetensors
+ * file beside the weights. Written atomically. */
+int mae_trainer_save_state(const mae_trainer *t, const char *path, int epoch, mae_error *err);
+/* Returns the epoch stored in the state file through *epoch. */
+int mae_trainer_load_state(mae_trainer *t, const char *path, int *epoch, mae_error *err);
+
+/* ------------------------------------------------------------------ runtime */
+
+/* Threads used by the CPU backend's own loops (OpenMP); BLAS threads are set alongside. */
+void mae_set_num_threads(int n);
+int mae_get_num_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,106 @@
+/* backend.h - the ops table. Model code (src/model, src/train) is written once against this
+ * table; src/cpu implements it with OpenMP + CBLAS, and a GPU backend implements the same.
+ *
+ * Conventions (as llm.c): outputs first, then inputs, then sizes. All float32. Pointers are
+ * device pointers of the backend. Forward kernels overwrite their outputs. Backward kernels
+ * ACCUMULATE (+=) into every gradient output; callers zero scratch buffers first.
+ * Shape letters: B batch, T tokens, C channels, NH heads, hd = C/NH, L patches, K kept
+ * patches, P = p*p*in_chans values per patch, H hidden (MLP) width.
+ */
+#ifndef MAE_BACKEND_H
+#define MAE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAE_LN_EPS 1e-6f
+
+typedef struct mae_backend {
+    const char *name;
+
+    /* ---- memory */
+    void *(*alloc)(size_t bytes); /* NULL on failure */
+    void (*free)(void *p);
+    void (*upload)(void *dst, const void *src_host, size_t bytes);
+    void (*download)(void *dst_host, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+
+    /* ---- dense layers */
+    /* out (M,N) = inp (M,K) @ w (N,K)^T + bias (N) [bias may be NULL] */
+    void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias,
+                           int M, int K, int N);
+    /* dinp (M,K) += dout (M,N) @ w (N,K); dw (N,K) += dout^T @ inp; dbias (N) += colsum(dout).
+     * Any of dinp, dw, dbias may be NULL. */
+    void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout,
+                            const float *inp, const float *w, int M, int K, int N);
+
+    /* ---- LayerNorm over the last dim, eps MAE_LN_EPS, biased variance (as torch) */
+    /* out (N,C), mean (N), rstd (N) <- inp (N,C), w (C), b (C) */
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *w, const float *b, int N, int C);
+    /* dinp (N,C) +=, dw (C) +=, db (C) += */
+    void (*layernorm_backward)(float *dinp, float *dw, float *db, const float *dout,
+                               const float *inp, const float *w, const float *mean,
+                               const float *rstd, int N, int C);
+
+    /* ---- elementwise */
+    /* exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))) */
+    void (*gelu_forward)(float *out, const float *inp, size_t n);
+    void (*gelu_backward)(float *dinp, const float *inp, const float *dout, size_t n); /* += */
+    void (*add)(float *out, const float *a, const float *b, size_t n);                /* out = a+b */
+    void (*add_inplace)(float *acc, const float *x, size_t n);                        /* acc += x */
+
+    /* ---- attention (multi-head self attention, no mask, scale hd^-0.5)
+     * qkv (B,T,3C) holds q | k | v, each (NH, hd) head-major within C, as official qkv.
+     * out (B,T,C), att (B,NH,T,T) softmax probabilities kept for backward. */
+    void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C,
+                              int NH);
+    /* dqkv (B,T,3C) +=; datt (B,NH,T,T) is scratch (contents overwritten). */
+    void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
+                               const float *att, int B, int T, int C, int NH);
+
+    /* ---- MAE-specific data movement */
+    /* cols (B,K,C*p*p) <- imgs (B,C,H,W): patch ids[b*K+k] (or k if ids NULL, K == L) in the
+     * conv-weight order (c, i, j), so a matmul with patch_embed.proj.weight viewed as
+     * (D, C*p*p) equals the stride-p convolution. */
+    void (*im2patch)(float *cols, const float *imgs, const int32_t *ids, int B, int C, int H,
+                     int W, int p, int K);
+    /* target (B,L,P) <- imgs (B,C,H,W) in the official patchify order (i, j, c). */
+    void (*patchify)(float *target, const float *imgs, int B, int C, int H, int W, int p);
+    /* x (B,1+K,D): x[b,0] = cls + pos[0]; x[b,1+k] = emb[b,k] + pos[1 + ids_keep[b,k]].
+     * emb (B,K,D), cls (D), pos (1+L, D), ids_keep (B,K). */
+    void (*embed_tokens)(float *x, const float *emb, const float *cls, const float *pos,
+                         const int32_t *ids_keep, int B, int L, int K, int D);
+    /* demb (B,K,D) += dx[:,1:]; dcls (D) += sum_b dx[b,0] */
+    void (*embed_tokens_backward)(float *demb, float *dcls, const float *dx, int B, int K,
+                                  int D);
+    /* y (B,1+L,D): y[b,0] = xd[b,0] + pos[0]; for l < L, r = ids_restore[b,l]:
+     * y[b,1+l] = (r < K ? xd[b,1+r] : mask_token) + pos[1+l]. xd (B,1+K,D). */
+    void (*unshuffle)(float *y, const float *xd, const float *mask_token, const float *pos,
+                      const int32_t *ids_restore, int B, int L, int K, int D);
+    /* dxd (B,1+K,D) +=, dmask_token (D) += */
+    void (*unshuffle_backward)(float *dxd, float *dmask_token, const float *dy,
+                               const int32_t *ids_restore, int B, int L, int K, int D);
+
+    /* ---- loss. pred (B,1+L,P) (row 0 of each sample is the CLS row, ignored), target (B,L,P),
+     * mask (B,L) 1 = removed. norm_pix: target -> (t - mean) / sqrt(var_unbiased + 1e-6) per
+     * patch. loss = sum_bl mask * mean_p (pred - t)^2 / sum_bl mask (0 if no patch removed).
+     * If dpred (B,1+L,P) is not NULL, dpred += dloss * d(loss)/d(pred). Returns the loss. */
+    float (*mae_loss)(float *dpred, const float *pred, const float *target, const float *mask,
+                      int B, int L, int P, int norm_pix, float dloss);
+
+    /* ---- optimizer. torch.optim.AdamW semantics:
+     * p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - beta^step. */
+    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+                  float beta2, float eps, float wd, float bc1, float bc2);
+    /* returns sum of squares of x (n), computed in double; used for finite checks / grad norm */
+    double (*sumsq)(const float *x, size_t n);
+} mae_backend;
+
+/* Backends compiled in. */
+const mae_backend *mae_backend_cpu(void);
+/* Look a backend up by name ("cpu"); NULL if unknown or not compiled in. */
+const mae_backend *mae_backend_get(const char *name);
+
+#endif

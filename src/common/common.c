@@ -1,0 +1,39 @@
+#include "common.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+int mae_errf(mae_error *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return MAE_ERR;
+}
+
+void *mae_xmalloc_(size_t n, const char *file, int line) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "mae: out of memory allocating %zu bytes at %s:%d\n", n, file, line);
+        abort();
+    }
+    return p;
+}
+
+void *mae_xcalloc_(size_t n, size_t sz, const char *file, int line) {
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    if (!p) {
+        fprintf(stderr, "mae: out of memory allocating %zu x %zu bytes at %s:%d\n", n, sz, file,
+                line);
+        abort();
+    }
+    return p;
+}
+
+int mae_size_mul(size_t *out, size_t a, size_t b) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
