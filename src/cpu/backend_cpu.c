@@ -1,0 +1,85 @@
+/* backend_cpu.c - the CPU ops table, its memory functions and scratch buffers. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "cpu.h"
+
+#include <cblas.h>
+
+#define CPU_ALIGN 64
+
+static void *cpu_alloc(size_t bytes) {
+    size_t n = (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN;
+    if (n < bytes) return NULL;
+    return aligned_alloc(CPU_ALIGN, n ? n : CPU_ALIGN);
+}
+static void cpu_free(void *p) { free(p); }
+static void cpu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes) memcpy(dst, src, bytes);
+}
+static void cpu_zero(void *p, size_t bytes) {
+    if (bytes) memset(p, 0, bytes);
+}
+
+static struct {
+    void *p;
+    size_t n;
+} g_scratch[CPU_SCRATCH_SLOTS];
+
+void *cpu_scratch(int slot, size_t bytes) {
+    MAE_ASSERT(slot >= 0 && slot < CPU_SCRATCH_SLOTS);
+    if (g_scratch[slot].n < bytes) {
+        free(g_scratch[slot].p);
+        g_scratch[slot].p = cpu_alloc(bytes);
+        MAE_ASSERT(g_scratch[slot].p != NULL);
+        g_scratch[slot].n = bytes;
+    }
+    return g_scratch[slot].p;
+}
+
+int cpu_max_threads(void) { return omp_get_max_threads(); }
+
+void mae_set_num_threads(int n) {
+    if (n < 1) n = 1;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int mae_get_num_threads(void) { return omp_get_max_threads(); }
+
+static const mae_backend g_cpu = {
+    .name = "cpu",
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .zero = cpu_zero,
+    .matmul_forward = cpu_matmul_forward,
+    .matmul_backward = cpu_matmul_backward,
+    .layernorm_forward = cpu_layernorm_forward,
+    .layernorm_backward = cpu_layernorm_backward,
+    .gelu_forward = cpu_gelu_forward,
+    .gelu_backward = cpu_gelu_backward,
+    .add = cpu_add,
+    .add_inplace = cpu_add_inplace,
+    .attention_forward = cpu_attention_forward,
+    .attention_backward = cpu_attention_backward,
+    .im2patch = cpu_im2patch,
+    .patchify = cpu_patchify,
+    .embed_tokens = cpu_embed_tokens,
+    .embed_tokens_backward = cpu_embed_tokens_backward,
+    .unshuffle = cpu_unshuffle,
+    .unshuffle_backward = cpu_unshuffle_backward,
+    .mae_loss = cpu_mae_loss,
+    .adamw = cpu_adamw,
+    .sumsq = cpu_sumsq,
+};
+
+const mae_backend *mae_backend_cpu(void) { return &g_cpu; }
+
+const mae_backend *mae_backend_get(const char *name) {
+    if (!name || strcmp(name, "cpu") == 0) return &g_cpu;
+    return NULL;
+}

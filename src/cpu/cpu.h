@@ -1,0 +1,49 @@
+/* cpu.h - CPU backend kernels (OpenMP + CBLAS). Signatures and shapes are documented in
+ * backend.h; this header only gathers them for the ops table in backend_cpu.c. */
+#ifndef MAE_CPU_H
+#define MAE_CPU_H
+
+#include "backend.h"
+
+/* Scratch memory owned by the backend, grown on first use and reused afterwards
+ * (so nothing is allocated per step once the first step has run). slot < CPU_SCRATCH_SLOTS. */
+#define CPU_SCRATCH_SLOTS 4
+void *cpu_scratch(int slot, size_t bytes);
+int cpu_max_threads(void);
+
+void cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int M,
+                        int K, int N);
+void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, int M, int K, int N);
+void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *w, const float *b, int N, int C);
+void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, int N, int C);
+void cpu_gelu_forward(float *out, const float *inp, size_t n);
+void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+void cpu_add(float *out, const float *a, const float *b, size_t n);
+void cpu_add_inplace(float *acc, const float *x, size_t n);
+void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+               float beta2, float eps, float wd, float bc1, float bc2);
+double cpu_sumsq(const float *x, size_t n);
+
+void cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
+                           int NH);
+void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
+                            const float *att, int B, int T, int C, int NH);
+
+void cpu_im2patch(float *cols, const float *imgs, const int32_t *ids, int B, int C, int H,
+                  int W, int p, int K);
+void cpu_patchify(float *target, const float *imgs, int B, int C, int H, int W, int p);
+void cpu_embed_tokens(float *x, const float *emb, const float *cls, const float *pos,
+                      const int32_t *ids_keep, int B, int L, int K, int D);
+void cpu_embed_tokens_backward(float *demb, float *dcls, const float *dx, int B, int K, int D);
+void cpu_unshuffle(float *y, const float *xd, const float *mask_token, const float *pos,
+                   const int32_t *ids_restore, int B, int L, int K, int D);
+void cpu_unshuffle_backward(float *dxd, float *dmask_token, const float *dy,
+                            const int32_t *ids_restore, int B, int L, int K, int D);
+float cpu_mae_loss(float *dpred, const float *pred, const float *target, const float *mask,
+                   int B, int L, int P, int norm_pix, float dloss);
+
+#endif

@@ -1,0 +1,178 @@
+/* ops_dense.c - matmul (CBLAS), LayerNorm, GELU, elementwise, AdamW on the CPU. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "common.h"
+#include "cpu.h"
+
+#include <cblas.h>
+
+/* out (M,N) = inp (M,K) @ w (N,K)^T + bias (N) */
+void cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int M,
+                        int K, int N) {
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for schedule(static)
+        for (int m = 0; m < M; m++) memcpy(out + (size_t)m * N, bias, sizeof(float) * N);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, inp, K, w, K, beta, out,
+                N);
+}
+
+/* dinp (M,K) += dout (M,N) @ w (N,K); dw (N,K) += dout^T @ inp (M,K); dbias (N) += colsum */
+void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
+                         const float *inp, const float *w, int M, int K, int N) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 1.0f,
+                    dinp, K);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, inp, K, 1.0f,
+                    dw, K);
+    if (dbias) {
+        /* column sums: each thread sums a block of columns over all rows (deterministic) */
+#pragma omp parallel
+        {
+            int nt = omp_get_num_threads(), it = omp_get_thread_num();
+            int chunk = (N + nt - 1) / nt, n0 = it * chunk, n1 = n0 + chunk < N ? n0 + chunk : N;
+            for (int m = 0; m < M; m++) {
+                const float *row = dout + (size_t)m * N;
+                for (int n = n0; n < n1; n++) dbias[n] += row[n];
+            }
+        }
+    }
+}
+
+/* out (N,C), mean (N), rstd (N) <- inp (N,C), w (C), b (C) */
+void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                           const float *w, const float *b, int N, int C) {
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < N; i++) {
+        const float *x = inp + (size_t)i * C;
+        float *y = out + (size_t)i * C;
+        float s = 0.0f;
+        for (int c = 0; c < C; c++) s += x[c];
+        float m = s / C;
+        float v = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float d = x[c] - m;
+            v += d * d;
+        }
+        float r = 1.0f / sqrtf(v / C + MAE_LN_EPS);
+        for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * w[c] + b[c];
+        mean[i] = m;
+        rstd[i] = r;
+    }
+}
+
+/* dinp (N,C) +=, dw (C) +=, db (C) += ; per-thread partial dw/db reduced in thread order */
+void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, const float *mean,
+                            const float *rstd, int N, int C) {
+    int maxt = cpu_max_threads();
+    float *part = cpu_scratch(0, sizeof(float) * 2 * (size_t)C * maxt);
+    int used = 1;
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), it = omp_get_thread_num();
+#pragma omp single
+        used = nt;
+        float *pdw = part + (size_t)it * 2 * C, *pdb = pdw + C;
+        memset(pdw, 0, sizeof(float) * 2 * C);
+#pragma omp for schedule(static)
+        for (int i = 0; i < N; i++) {
+            const float *x = inp + (size_t)i * C, *g = dout + (size_t)i * C;
+            float *dx = dinp + (size_t)i * C;
+            float m = mean[i], r = rstd[i];
+            float sd = 0.0f, sdn = 0.0f;
+            for (int c = 0; c < C; c++) {
+                float n = (x[c] - m) * r, dn = g[c] * w[c];
+                sd += dn;
+                sdn += dn * n;
+                pdw[c] += g[c] * n;
+                pdb[c] += g[c];
+            }
+            sd /= C;
+            sdn /= C;
+            for (int c = 0; c < C; c++) {
+                float n = (x[c] - m) * r, dn = g[c] * w[c];
+                dx[c] += (dn - sd - n * sdn) * r;
+            }
+        }
+    }
+    for (int t = 0; t < used; t++) {
+        const float *pdw = part + (size_t)t * 2 * C, *pdb = pdw + C;
+        for (int c = 0; c < C; c++) {
+            dw[c] += pdw[c];
+            db[c] += pdb[c];
+        }
+    }
+}
+
+#define INV_SQRT2 0.70710678118654752440f
+#define INV_SQRT_2PI 0.39894228040143267794f
+
+void cpu_gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+    }
+}
+
+void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void cpu_add(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void cpu_add_inplace(float *acc, const float *x, size_t n) {
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) acc[i] += x[i];
+}
+
+void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
+               float beta2, float eps, float wd, float bc1, float bc2) {
+    float step = lr / bc1, sbc2 = sqrtf(bc2), decay = 1.0f - lr * wd;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = p[i] * decay - step * mi / (sqrtf(vi) / sbc2 + eps);
+    }
+}
+
+/* sum of squares in double; per-thread partials summed in thread order (deterministic) */
+double cpu_sumsq(const float *x, size_t n) {
+    double part[256];
+    int used = 1;
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), it = omp_get_thread_num();
+        if (nt > 256) nt = 256;
+#pragma omp single
+        used = nt;
+        double s = 0.0;
+        if (it < 256) {
+            size_t chunk = (n + nt - 1) / nt, i0 = it * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
+            for (size_t i = i0; i < i1; i++) s += (double)x[i] * x[i];
+            part[it] = s;
+        }
+    }
+    double s = 0.0;
+    for (int t = 0; t < used; t++) s += part[t];
+    return s;
+}
