@@ -1,0 +1,78 @@
+/* model.h - internal model state. One allocation per group: parameters, gradients,
+ * activations (+ backward scratch), sized from the config and max batch at creation. */
+#ifndef MAE_MODEL_H
+#define MAE_MODEL_H
+
+#include "backend.h"
+#include "common.h"
+#include "tensors.h"
+
+typedef struct mae_tensor_entry {
+    mae_tensor_info info;
+    char name[MAE_MAX_NAME];
+    size_t offset; /* floats from the start of the parameter buffer */
+    int init;      /* enum mae_init */
+} mae_tensor_entry;
+
+/* Activations of one transformer stack (encoder or decoder) with nl blocks, saved for
+ * backward. Per-layer arrays have a layer stride sized for (max_batch, Tmax). */
+typedef struct mae_stack {
+    int nl, C, NH, Hm, Tmax;
+    mae_block_w *w, *g;
+    float *res;                        /* (nl+1, B, T, C) residual stream */
+    float *ln1, *ln1_mean, *ln1_rstd;  /* (nl, B, T, C), (nl, B, T) */
+    float *qkv;                        /* (nl, B, T, 3C) */
+    float *att;                        /* (nl, B, NH, T, T) softmax probabilities */
+    float *atty;                       /* (nl, B, T, C) attention output before proj */
+    float *res2;                       /* (nl, B, T, C) residual after attention */
+    float *ln2, *ln2_mean, *ln2_rstd;  /* (nl, B, T, C), (nl, B, T) */
+    float *fch, *fch_gelu;             /* (nl, B, T, Hm) MLP hidden before/after GELU */
+    float *lnf, *lnf_mean, *lnf_rstd;  /* (B, T, C), (B, T) final norm */
+    float *G;                          /* (B, T, C) backward: gradient of the residual stream */
+} mae_stack;
+
+struct mae_model {
+    mae_config cfg;
+    const mae_backend *be;
+    int max_batch, L, P, Kmax;
+
+    int ntensors;
+    mae_tensor_entry *tensors;
+    size_t nparams; /* floats in the parameter buffer (and the gradient buffer) */
+    float *params, *grads;
+    mae_weights w, g;
+
+    /* activations: one allocation */
+    float *acts;
+    size_t nacts;
+    size_t enc_act_floats, dec_act_floats; /* for reporting the masking saving */
+    mae_stack enc, dec;
+    float *imgs;    /* (B, C, H, W) */
+    float *colsk;   /* (B, K, C*p*p) visible patches, conv order */
+    float *embk;    /* (B, K, D) patch embeddings of visible patches */
+    float *decx;    /* (B, 1+K, Dd) decoder_embed output */
+    float *pred;    /* (B, 1+L, P) */
+    float *target;  /* (B, L, P) */
+    float *mask;    /* (B, L) */
+    int32_t *ids_keep;    /* (B, K) */
+    int32_t *ids_restore; /* (B, L) */
+    /* backward scratch */
+    float *dpred;   /* (B, 1+L, P) */
+    float *dA, *dB, *dC, *datt;
+
+    /* host-side masking state */
+    float *h_noise, *h_mask;
+    int32_t *h_shuffle, *h_restore, *h_keep;
+
+    /* last forward */
+    int B, K;
+    float loss;
+};
+
+/* pass.c */
+void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T);
+void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T);
+/* posembed.c: (1 + g*g, dim) fixed 2-D sin-cos table, zero row for CLS */
+void mae_sincos_pos_embed(float *out, int dim, int grid);
+
+#endif
