@@ -1,0 +1,193 @@
+/* checkpoint.c - model weights as safetensors with the official state-dict names
+ * (loadable by Python's safetensors into facebookresearch/mae's MaskedAutoencoderViT). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "model/model.h"
+#include "safetensors.h"
+
+#define MAE_FORMAT_NAME "mae"
+#define MAE_FORMAT_VERSION "1"
+
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t n = 0;
+    n += snprintf(buf + n, cap - n, "[");
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+int mae_model_save(const mae_model *m, const char *path, mae_error *err) {
+    float *host = mae_xmalloc(m->nparams * sizeof(float));
+    m->be->download(host, m->params, m->nparams * sizeof(float));
+    st_writer *w = st_writer_new();
+    for (int i = 0; i < m->ntensors; i++) {
+        const mae_tensor_entry *e = &m->tensors[i];
+        st_writer_add(w, e->name, "F32", e->info.ndim, e->info.shape, host + e->offset);
+    }
+    char cfg[1024];
+    mae_config_to_json(&m->cfg, cfg, sizeof cfg);
+    st_writer_meta(w, "format", MAE_FORMAT_NAME);
+    st_writer_meta(w, "format_version", MAE_FORMAT_VERSION);
+    st_writer_meta(w, "config", cfg);
+    int rc = st_writer_save(w, path, err);
+    st_writer_free(w);
+    free(host);
+    return rc;
+}
+
+/* architecture fields must agree; mask_ratio and norm_pix_loss are training choices */
+static int same_arch(const mae_config *a, const mae_config *b) {
+    return a->img_size == b->img_size && a->patch_size == b->patch_size &&
+           a->in_chans == b->in_chans && a->embed_dim == b->embed_dim && a->depth == b->depth &&
+           a->num_heads == b->num_heads && a->decoder_embed_dim == b->decoder_embed_dim &&
+           a->decoder_depth == b->decoder_depth && a->decoder_num_heads == b->decoder_num_heads &&
+           fabsf(a->mlp_ratio - b->mlp_ratio) < 1e-6f;
+}
+
+int mae_model_load(mae_model *m, const char *path, mae_error *err) {
+    st_file f;
+    if (st_open(&f, path, err) != MAE_OK) return MAE_ERR;
+    int rc = MAE_OK;
+    const char *meta_cfg = st_meta(&f, "config");
+    if (meta_cfg) {
+        mae_config fc;
+        mae_error e2;
+        if (mae_config_from_json(&fc, meta_cfg, &e2) != MAE_OK) {
+            rc = mae_errf(err, "%s: bad config in metadata: %s", path, e2.msg);
+        } else if (!same_arch(&fc, &m->cfg)) {
+            char a[512], b[512];
+            mae_config_to_json(&fc, a, sizeof a);
+            mae_config_to_json(&m->cfg, b, sizeof b);
+            rc = mae_errf(err, "%s: config mismatch: file has %s, model has %s", path, a, b);
+        }
+    }
+    float *host = rc == MAE_OK ? mae_xmalloc(m->nparams * sizeof(float)) : NULL;
+    for (int i = 0; rc == MAE_OK && i < m->ntensors; i++) {
+        const mae_tensor_entry *e = &m->tensors[i];
+        int j = st_find(&f, e->name);
+        if (j < 0) {
+            rc = mae_errf(err, "%s: missing tensor '%s' (not an MAE checkpoint of this "
+                               "architecture?)", path, e->name);
+            break;
+        }
+        const st_tensor *t = &f.t[j];
+        int same = t->ndim == e->info.ndim;
+        for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == e->info.shape[d];
+        if (!same) {
+            char a[128], b[128];
+            shape_str(a, sizeof a, t->ndim, t->shape);
+            shape_str(b, sizeof b, e->info.ndim, e->info.shape);
+            rc = mae_errf(err, "%s: tensor '%s' has shape %s, the model expects %s", path,
+                          e->name, a, b);
+            break;
+        }
+        rc = st_read_f32(&f, j, host + e->offset, e->info.numel, err);
+        for (size_t k = 0; rc == MAE_OK && k < e->info.numel; k++)
+            if (!isfinite(host[e->offset + k]))
+                rc = mae_errf(err, "%s: tensor '%s' contains NaN or Inf", path, e->name);
+    }
+    for (int j = 0; rc == MAE_OK && j < f.n; j++)
+        if (mae_tensor_find(m, f.t[j].name) < 0)
+            rc = mae_errf(err, "%s: unexpected tensor '%s' (not an MAE checkpoint of this "
+                               "architecture?)", path, f.t[j].name);
+    if (rc == MAE_OK) m->be->upload(m->params, host, m->nparams * sizeof(float));
+    free(host);
+    st_close(&f);
+    return rc;
+}
+
+static int count_blocks(const st_file *f, const char *prefix) {
+    int n = 0;
+    char name[128];
+    for (;;) {
+        snprintf(name, sizeof name, "%s.%d.norm1.weight", prefix, n);
+        if (st_find(f, name) < 0) return n;
+        n++;
+    }
+}
+
+static int dims_of(const st_file *f, const char *name, int ndim, int64_t *shape, mae_error *err) {
+    int j = st_find(f, name);
+    if (j < 0) return mae_errf(err, "%s: missing tensor '%s'", f->path, name);
+    if (f->t[j].ndim != ndim)
+        return mae_errf(err, "%s: tensor '%s' has %d dims, expected %d", f->path, name,
+                        f->t[j].ndim, ndim);
+    for (int i = 0; i < ndim; i++) shape[i] = f->t[j].shape[i];
+    return MAE_OK;
+}
+
+/* official head counts for the released widths: ViT-B 12, L 16, H 16, decoder 512 -> 16 */
+static int default_heads(int dim) {
+    switch (dim) {
+    case 192: return 3;
+    case 384: return 6;
+    case 768: return 12;
+    case 1024: return 16;
+    case 1280: return 16;
+    default: return 0;
+    }
+}
+
+int mae_checkpoint_config(const char *path, int num_heads, int decoder_num_heads,
+                          mae_config *cfg, mae_error *err) {
+    st_file f;
+    if (st_open(&f, path, err) != MAE_OK) return MAE_ERR;
+    int rc = MAE_OK;
+    mae_config c = {0};
+    const char *meta_cfg = st_meta(&f, "config");
+    if (meta_cfg) {
+        mae_error e2;
+        if (mae_config_from_json(&c, meta_cfg, &e2) != MAE_OK)
+            rc = mae_errf(err, "%s: bad config in metadata: %s", path, e2.msg);
+        if (num_heads > 0) c.num_heads = num_heads;
+        if (decoder_num_heads > 0) c.decoder_num_heads = decoder_num_heads;
+    } else {
+        int64_t pw[4] = {0}, pos[3] = {0}, de[2] = {0}, fc1[2] = {0}, dpred[2] = {0};
+        if (dims_of(&f, "patch_embed.proj.weight", 4, pw, err) ||
+            dims_of(&f, "pos_embed", 3, pos, err) || dims_of(&f, "decoder_embed.weight", 2, de, err) ||
+            dims_of(&f, "blocks.0.mlp.fc1.weight", 2, fc1, err) ||
+            dims_of(&f, "decoder_pred.weight", 2, dpred, err)) {
+            rc = MAE_ERR;
+        } else {
+            int64_t L = pos[1] - 1, g = (int64_t)llround(sqrt((double)L));
+            c.embed_dim = (int)pw[0];
+            c.in_chans = (int)pw[1];
+            c.patch_size = (int)pw[2];
+            if (pw[2] != pw[3] || g * g != L || L < 1 || pw[2] < 1 || pw[2] > 8192 || g > 8192) {
+                rc = mae_errf(err, "%s: patch_embed.proj.weight / pos_embed shapes do not describe "
+                                   "a square image of square patches", path);
+            } else {
+                c.img_size = (int)(g * pw[2]);
+                c.depth = count_blocks(&f, "blocks");
+                c.decoder_embed_dim = (int)de[0];
+                c.decoder_depth = count_blocks(&f, "decoder_blocks");
+                c.mlp_ratio = (float)((double)fc1[0] / (double)fc1[1]);
+                c.num_heads = num_heads > 0 ? num_heads : default_heads(c.embed_dim);
+                c.decoder_num_heads = decoder_num_heads > 0 ? decoder_num_heads
+                                      : c.decoder_embed_dim == 512 ? 16
+                                                                   : default_heads(c.decoder_embed_dim);
+                c.mask_ratio = 0.75;
+                if (c.num_heads < 1)
+                    rc = mae_errf(err, "%s: cannot infer the encoder heads for embed_dim %d: pass "
+                                       "--num_heads", path, c.embed_dim);
+                else if (c.decoder_num_heads < 1)
+                    rc = mae_errf(err, "%s: cannot infer the decoder heads for decoder_embed_dim "
+                                       "%d: pass --decoder_num_heads", path, c.decoder_embed_dim);
+                else if (dpred[0] != (int64_t)c.patch_size * c.patch_size * c.in_chans)
+                    rc = mae_errf(err, "%s: decoder_pred.weight has %lld outputs, expected "
+                                       "patch_size^2 * in_chans = %d", path, (long long)dpred[0],
+                                  c.patch_size * c.patch_size * c.in_chans);
+            }
+        }
+    }
+    if (rc == MAE_OK) {
+        mae_error e2;
+        if (mae_config_validate(&c, &e2) != MAE_OK)
+            rc = mae_errf(err, "%s: inferred config is invalid: %s", path, e2.msg);
+    }
+    st_close(&f);
+    if (rc == MAE_OK) *cfg = c;
+    return rc;
+}
