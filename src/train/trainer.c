@@ -1,0 +1,234 @@
+/* trainer.c - AdamW (decoupled weight decay, timm's no-decay groups), the per-iteration
+ * warmup + half-cycle cosine schedule of main_pretrain.py, and gradient accumulation. */
+#include <math.h>
+#include <string.h>
+
+#include "model/model.h"
+
+struct mae_trainer {
+    mae_model *m;
+    mae_train_config tc;
+    float *moments; /* one allocation: exp_avg (nparams) then exp_avg_sq (nparams) */
+    float *exp_avg, *exp_avg_sq;
+    int64_t step;  /* optimizer updates done */
+    int64_t micro; /* micro-batches done */
+    double lr;
+};
+
+void mae_train_config_default(mae_train_config *tc) {
+    /* main_pretrain.py defaults */
+    memset(tc, 0, sizeof *tc);
+    tc->batch_size = 64;
+    tc->accum_iter = 1;
+    tc->epochs = 400;
+    tc->warmup_epochs = 40;
+    tc->lr = 0.0;
+    tc->blr = 1e-3;
+    tc->min_lr = 0.0;
+    tc->weight_decay = 0.05;
+    tc->beta1 = 0.9;
+    tc->beta2 = 0.95;
+    tc->eps = 1e-8;
+    tc->seed = 0;
+    tc->world_size = 1;
+}
+
+double mae_train_effective_lr(const mae_train_config *tc) {
+    if (tc->lr > 0) return tc->lr;
+    double eff = (double)tc->batch_size * tc->accum_iter * (tc->world_size > 0 ? tc->world_size : 1);
+    return tc->blr * eff / 256.0;
+}
+
+double mae_lr_at(const mae_train_config *tc, double epoch) {
+    double lr = mae_train_effective_lr(tc);
+    if (epoch < tc->warmup_epochs) return lr * epoch / tc->warmup_epochs;
+    double span = tc->epochs - tc->warmup_epochs;
+    double frac = span > 0 ? (epoch - tc->warmup_epochs) / span : 1.0;
+    return tc->min_lr + (lr - tc->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac));
+}
+
+static int check_train_config(const mae_train_config *tc, mae_error *err) {
+    if (tc->batch_size < 1) return mae_errf(err, "--batch_size must be >= 1, got %d", tc->batch_size);
+    if (tc->accum_iter < 1) return mae_errf(err, "--accum_iter must be >= 1, got %d", tc->accum_iter);
+    if (tc->epochs < 1) return mae_errf(err, "--epochs must be >= 1, got %d", tc->epochs);
+    if (!(tc->warmup_epochs >= 0)) return mae_errf(err, "--warmup_epochs must be >= 0");
+    if (!(tc->lr >= 0) || !(tc->blr >= 0) || !(tc->min_lr >= 0))
+        return mae_errf(err, "--lr, --blr and --min_lr must be >= 0");
+    if (!(tc->weight_decay >= 0)) return mae_errf(err, "--weight_decay must be >= 0");
+    if (!(tc->beta1 >= 0 && tc->beta1 < 1 && tc->beta2 >= 0 && tc->beta2 < 1))
+        return mae_errf(err, "AdamW betas must be in [0, 1)");
+    if (!(tc->eps > 0)) return mae_errf(err, "AdamW eps must be > 0");
+    return MAE_OK;
+}
+
+mae_trainer *mae_trainer_create(mae_model *m, const mae_train_config *tc, mae_error *err) {
+    if (check_train_config(tc, err) != MAE_OK) return NULL;
+    mae_trainer *t = mae_xcalloc(1, sizeof *t);
+    t->m = m;
+    t->tc = *tc;
+    size_t bytes = 2 * m->nparams * sizeof(float);
+    t->moments = m->be->alloc(bytes);
+    if (!t->moments) {
+        mae_errf(err, "out of memory allocating %.1f MB of AdamW moments", bytes / 1e6);
+        free(t);
+        return NULL;
+    }
+    m->be->zero(t->moments, bytes);
+    t->exp_avg = t->moments;
+    t->exp_avg_sq = t->moments + m->nparams;
+    mae_zero_grad(m);
+    return t;
+}
+
+void mae_trainer_free(mae_trainer *t) {
+    if (!t) return;
+    if (t->moments) t->m->be->free(t->moments);
+    free(t);
+}
+
+double mae_trainer_lr(const mae_trainer *t) { return t->lr; }
+int64_t mae_trainer_num_updates(const mae_trainer *t) { return t->step; }
+int64_t mae_trainer_num_micro(const mae_trainer *t) { return t->micro; }
+
+static void adamw_step(mae_trainer *t) {
+    mae_model *m = t->m;
+    const mae_train_config *tc = &t->tc;
+    t->step++;
+    float bc1 = (float)(1.0 - pow(tc->beta1, (double)t->step));
+    float bc2 = (float)(1.0 - pow(tc->beta2, (double)t->step));
+    for (int i = 0; i < m->ntensors; i++) {
+        const mae_tensor_entry *e = &m->tensors[i];
+        if (!e->info.trainable) continue;
+        float wd = e->info.weight_decay ? (float)tc->weight_decay : 0.0f;
+        m->be->adamw(m->params + e->offset, m->grads + e->offset, t->exp_avg + e->offset,
+                     t->exp_avg_sq + e->offset, e->info.numel, (float)t->lr, (float)tc->beta1,
+                     (float)tc->beta2, (float)tc->eps, wd, bc1, bc2);
+    }
+}
+
+int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int B,
+                     double epoch_float, float *loss, mae_error *err) {
+    int accum = t->tc.accum_iter;
+    if (t->micro % accum == 0) t->lr = mae_lr_at(&t->tc, epoch_float);
+    float l = 0.0f;
+    if (mae_forward(t->m, imgs, noise, B, -1.0, &l, err) != MAE_OK) return MAE_ERR;
+    if (loss) *loss = l;
+    if (!isfinite(l)) {
+        mae_errf(err, "loss is %g at update %lld (micro-batch %lld), stopping training", (double)l,
+                 (long long)t->step, (long long)t->micro);
+        return MAE_ERR_NONFINITE;
+    }
+    mae_backward(t->m, 1.0f / accum);
+    t->micro++;
+    if (t->micro % accum == 0) {
+        adamw_step(t);
+        mae_zero_grad(t->m);
+    }
+    return MAE_OK;
+}
+
+/* ------------------------------------------------------------------ state files */
+
+#include "io/safetensors.h"
+
+#define STATE_FORMAT "mae-train-state"
+#define STATE_VERSION "1"
+
+static void train_config_json(const mae_train_config *tc, char *buf, size_t cap) {
+    snprintf(buf, cap,
+             "{\"batch_size\":%d,\"accum_iter\":%d,\"epochs\":%d,\"warmup_epochs\":%.17g,"
+             "\"lr\":%.17g,\"blr\":%.17g,\"min_lr\":%.17g,\"weight_decay\":%.17g,"
+             "\"beta1\":%.17g,\"beta2\":%.17g,\"eps\":%.17g,\"seed\":%llu,\"world_size\":%d}",
+             tc->batch_size, tc->accum_iter, tc->epochs, tc->warmup_epochs, tc->lr, tc->blr,
+             tc->min_lr, tc->weight_decay, tc->beta1, tc->beta2, tc->eps,
+             (unsigned long long)tc->seed, tc->world_size);
+}
+
+int mae_trainer_save_state(const mae_trainer *t, const char *path, int epoch, mae_error *err) {
+    const mae_model *m = t->m;
+    float *host = mae_xmalloc(2 * m->nparams * sizeof(float));
+    m->be->download(host, t->moments, 2 * m->nparams * sizeof(float));
+    char(*names)[MAE_MAX_NAME + 16] = mae_xcalloc(2 * (size_t)m->ntensors, sizeof *names);
+    st_writer *w = st_writer_new();
+    for (int i = 0; i < m->ntensors; i++) {
+        const mae_tensor_entry *e = &m->tensors[i];
+        if (!e->info.trainable) continue;
+        snprintf(names[2 * i], sizeof names[0], "exp_avg.%s", e->name);
+        snprintf(names[2 * i + 1], sizeof names[0], "exp_avg_sq.%s", e->name);
+        st_writer_add(w, names[2 * i], "F32", e->info.ndim, e->info.shape, host + e->offset);
+        st_writer_add(w, names[2 * i + 1], "F32", e->info.ndim, e->info.shape,
+                      host + m->nparams + e->offset);
+    }
+    char cfg[1024], tcj[1024], num[64];
+    mae_config_to_json(&m->cfg, cfg, sizeof cfg);
+    train_config_json(&t->tc, tcj, sizeof tcj);
+    st_writer_meta(w, "format", STATE_FORMAT);
+    st_writer_meta(w, "format_version", STATE_VERSION);
+    st_writer_meta(w, "config", cfg);
+    st_writer_meta(w, "train_config", tcj);
+    snprintf(num, sizeof num, "%lld", (long long)t->step);
+    st_writer_meta(w, "step", num);
+    snprintf(num, sizeof num, "%lld", (long long)t->micro);
+    st_writer_meta(w, "micro", num);
+    snprintf(num, sizeof num, "%d", epoch);
+    st_writer_meta(w, "epoch", num);
+    int rc = st_writer_save(w, path, err);
+    st_writer_free(w);
+    free(names);
+    free(host);
+    return rc;
+}
+
+static int meta_i64(const st_file *f, const char *key, int64_t *out, mae_error *err) {
+    const char *v = st_meta(f, key);
+    char *end = NULL;
+    if (!v) return mae_errf(err, "%s: training state has no '%s'", f->path, key);
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || x < 0) return mae_errf(err, "%s: bad '%s' value '%s'", f->path, key, v);
+    *out = x;
+    return MAE_OK;
+}
+
+int mae_trainer_load_state(mae_trainer *t, const char *path, int *epoch, mae_error *err) {
+    mae_model *m = t->m;
+    st_file f;
+    if (st_open(&f, path, err) != MAE_OK) return MAE_ERR;
+    int rc = MAE_OK;
+    const char *fmt = st_meta(&f, "format");
+    const char *cfg = st_meta(&f, "config");
+    int64_t step = 0, micro = 0, ep = 0;
+    char mine[1024];
+    mae_config_to_json(&m->cfg, mine, sizeof mine);
+    if (!fmt || strcmp(fmt, STATE_FORMAT) != 0)
+        rc = mae_errf(err, "%s: not an mae training-state file (format '%s')", path, fmt ? fmt : "none");
+    else if (!st_meta(&f, "format_version") || strcmp(st_meta(&f, "format_version"), STATE_VERSION))
+        rc = mae_errf(err, "%s: unsupported training-state version", path);
+    else if (!cfg || strcmp(cfg, mine) != 0)
+        rc = mae_errf(err, "%s: model config mismatch: state has %s, model has %s", path,
+                      cfg ? cfg : "none", mine);
+    else if (meta_i64(&f, "step", &step, err) || meta_i64(&f, "micro", &micro, err) ||
+             meta_i64(&f, "epoch", &ep, err))
+        rc = MAE_ERR;
+    float *host = mae_xcalloc(2 * m->nparams, sizeof(float));
+    for (int i = 0; rc == MAE_OK && i < m->ntensors; i++) {
+        const mae_tensor_entry *e = &m->tensors[i];
+        if (!e->info.trainable) continue;
+        for (int k = 0; k < 2 && rc == MAE_OK; k++) {
+            char name[MAE_MAX_NAME + 16];
+            snprintf(name, sizeof name, "%s.%s", k ? "exp_avg_sq" : "exp_avg", e->name);
+            int j = st_find(&f, name);
+            if (j < 0) rc = mae_errf(err, "%s: missing tensor '%s'", path, name);
+            else rc = st_read_f32(&f, j, host + (k ? m->nparams : 0) + e->offset, e->info.numel, err);
+        }
+    }
+    if (rc == MAE_OK) {
+        m->be->upload(t->moments, host, 2 * m->nparams * sizeof(float));
+        t->step = step;
+        t->micro = micro;
+        if (epoch) *epoch = (int)ep;
+        mae_zero_grad(m);
+    }
+    free(host);
+    st_close(&f);
+    return rc;
+}
