@@ -1,0 +1,32 @@
+/* cli.h - the mae command-line tool: one function per subcommand, plus shared model flags. */
+#ifndef MAE_CLI_H
+#define MAE_CLI_H
+
+#include "args.h"
+#include "mae.h"
+
+int cmd_pretrain(int argc, char **argv);
+int cmd_reconstruct(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Model-architecture flags shared by commands (--model plus per-field overrides). */
+typedef struct cli_model_flags {
+    const char *model;
+    int input_size, patch_size, in_chans, embed_dim, depth, num_heads;
+    int decoder_embed_dim, decoder_depth, decoder_num_heads;
+    double mlp_ratio, mask_ratio;
+    int norm_pix_loss;
+} cli_model_flags;
+
+#define CLI_MODEL_NFLAGS 13
+/* Fills specs[0..CLI_MODEL_NFLAGS) pointing into f; f->model is the default preset. */
+void cli_model_specs(arg_spec *specs, cli_model_flags *f);
+/* Builds the config: the preset, then every flag that was given. */
+int cli_model_config(const arg_spec *specs, const cli_model_flags *f, mae_config *cfg,
+                     mae_error *err);
+int cli_mkdirs(const char *path, mae_error *err);
+double cli_now(void);
+/* forward matmul FLOPs of one image (training step ~ 3x) */
+double cli_forward_flops(const mae_config *c, int len_keep);
+
+#endif

@@ -1,0 +1,92 @@
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+#include "common.h"
+
+void cli_model_specs(arg_spec *s, cli_model_flags *f) {
+    arg_spec t[CLI_MODEL_NFLAGS] = {
+        {"model", ARG_STR, &f->model, "model preset (mae_vit_base_patch16, ..., tiny-28)", 0},
+        {"input_size", ARG_INT, &f->input_size, "image size (H = W)", 0},
+        {"patch_size", ARG_INT, &f->patch_size, "patch size p", 0},
+        {"in_chans", ARG_INT, &f->in_chans, "input channels, 1 or 3", 0},
+        {"embed_dim", ARG_INT, &f->embed_dim, "encoder width", 0},
+        {"depth", ARG_INT, &f->depth, "encoder blocks", 0},
+        {"num_heads", ARG_INT, &f->num_heads, "encoder attention heads", 0},
+        {"decoder_embed_dim", ARG_INT, &f->decoder_embed_dim, "decoder width", 0},
+        {"decoder_depth", ARG_INT, &f->decoder_depth, "decoder blocks", 0},
+        {"decoder_num_heads", ARG_INT, &f->decoder_num_heads, "decoder attention heads", 0},
+        {"mlp_ratio", ARG_DOUBLE, &f->mlp_ratio, "MLP hidden width / model width (default 4)", 0},
+        {"mask_ratio", ARG_DOUBLE, &f->mask_ratio, "fraction of patches removed (default 0.75)", 0},
+        {"norm_pix_loss", ARG_FLAG, &f->norm_pix_loss,
+         "loss against per-patch normalised pixels (mean, unbiased variance)", 0},
+    };
+    memcpy(s, t, sizeof t);
+}
+
+int cli_model_config(const arg_spec *s, const cli_model_flags *f, mae_config *cfg,
+                     mae_error *err) {
+    if (mae_config_preset(cfg, f->model, err) != MAE_OK) return MAE_ERR;
+#define OVR(name, field, val) \
+    if (args_find(s, CLI_MODEL_NFLAGS, name)->seen) cfg->field = (val);
+    OVR("input_size", img_size, f->input_size)
+    OVR("patch_size", patch_size, f->patch_size)
+    OVR("in_chans", in_chans, f->in_chans)
+    OVR("embed_dim", embed_dim, f->embed_dim)
+    OVR("depth", depth, f->depth)
+    OVR("num_heads", num_heads, f->num_heads)
+    OVR("decoder_embed_dim", decoder_embed_dim, f->decoder_embed_dim)
+    OVR("decoder_depth", decoder_depth, f->decoder_depth)
+    OVR("decoder_num_heads", decoder_num_heads, f->decoder_num_heads)
+    OVR("mlp_ratio", mlp_ratio, (float)f->mlp_ratio)
+    OVR("mask_ratio", mask_ratio, f->mask_ratio)
+    OVR("norm_pix_loss", norm_pix_loss, f->norm_pix_loss)
+#undef OVR
+    mae_error e2;
+    if (mae_config_validate(cfg, &e2) != MAE_OK)
+        return mae_errf(err, "model %s: %s", f->model, e2.msg);
+    return MAE_OK;
+}
+
+int cli_mkdirs(const char *path, mae_error *err) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return mae_errf(err, "bad directory path '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return mae_errf(err, "cannot create directory '%s': %s", buf, strerror(errno));
+            buf[i] = c;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return mae_errf(err, "'%s' exists and is not a directory", path);
+    return MAE_OK;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double stack_flops(double T, double C, double H, double nl) {
+    return nl * (2.0 * T * (3 * C * C + C * C + 2 * C * H) + 4.0 * T * T * C);
+}
+
+double cli_forward_flops(const mae_config *c, int K) {
+    double L = mae_config_num_patches(c), P = mae_config_patch_dim(c), Te = 1 + K, Td = 1 + L;
+    double D = c->embed_dim, Dd = c->decoder_embed_dim;
+    double f = 2.0 * K * P * D;
+    f += stack_flops(Te, D, (int)(D * c->mlp_ratio), c->depth);
+    f += 2.0 * Te * D * Dd;
+    f += stack_flops(Td, Dd, (int)(Dd * c->mlp_ratio), c->decoder_depth);
+    f += 2.0 * Td * Dd * P;
+    return f;
+}

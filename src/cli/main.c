@@ -1,0 +1,32 @@
+/* main.c - `mae` command dispatcher. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(void) {
+    printf("mae %s - Masked Autoencoders in C\n\n"
+           "usage: mae <command> [flags]   (mae <command> --help for its flags)\n\n"
+           "commands:\n"
+           "  pretrain     MAE pretraining (default: Fashion-MNIST from dataset-fashion-mnist)\n"
+           "  reconstruct  forward a batch (.npy) through a checkpoint; writes pred/mask/ids_restore\n"
+           "  bench        training throughput on synthetic input\n",
+           MAE_VERSION_STRING);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("mae %s\n", MAE_VERSION_STRING);
+        return 0;
+    }
+    if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc, argv);
+    if (!strcmp(argv[1], "reconstruct")) return cmd_reconstruct(argc, argv);
+    if (!strcmp(argv[1], "bench")) return cmd_bench(argc, argv);
+    fprintf(stderr, "mae: unknown command '%s'\n", argv[1]);
+    usage();
+    return 2;
+}
