@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "model/model.h"
 #include "safetensors.h"
 
@@ -19,6 +20,20 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
 }
 
 int mae_model_save(const mae_model *m, const char *path, mae_error *err) {
+    return mae_model_save_meta(m, path, NULL, 0, err);
+}
+
+int mae_file_meta(const char *path, const char *key, char *buf, size_t cap, mae_error *err) {
+    st_file f;
+    if (st_open(&f, path, err) != MAE_OK) return MAE_ERR;
+    const char *v = st_meta(&f, key);
+    snprintf(buf, cap, "%s", v ? v : "");
+    st_close(&f);
+    return MAE_OK;
+}
+
+int mae_model_save_meta(const mae_model *m, const char *path, const char *const *meta, int nmeta,
+                        mae_error *err) {
     float *host = mae_xmalloc(m->nparams * sizeof(float));
     m->be->download(host, m->params, m->nparams * sizeof(float));
     st_writer *w = st_writer_new();
@@ -31,6 +46,7 @@ int mae_model_save(const mae_model *m, const char *path, mae_error *err) {
     st_writer_meta(w, "format", MAE_FORMAT_NAME);
     st_writer_meta(w, "format_version", MAE_FORMAT_VERSION);
     st_writer_meta(w, "config", cfg);
+    for (int i = 0; i < nmeta; i++) st_writer_meta(w, meta[2 * i], meta[2 * i + 1]);
     int rc = st_writer_save(w, path, err);
     st_writer_free(w);
     free(host);

@@ -1,0 +1,14 @@
+/* checkpoint.h - internal: weights file with extra metadata (the public mae_model_save
+ * writes format, version and config). */
+#ifndef MAE_IO_CHECKPOINT_H
+#define MAE_IO_CHECKPOINT_H
+
+#include "mae.h"
+
+/* meta: nmeta (key, value) pairs added to the safetensors metadata */
+int mae_model_save_meta(const mae_model *m, const char *path, const char *const *meta, int nmeta,
+                        mae_error *err);
+/* value of a metadata key of a safetensors file into buf ("" if absent) */
+int mae_file_meta(const char *path, const char *key, char *buf, size_t cap, mae_error *err);
+
+#endif
