@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, builds (Release and ASan+UBSan), runs every
+# test, and ends with one line "tests: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install_deps.sh test || { echo "tests: 0 passed, 1 failed"; exit 1; }
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0 failed=0
+
+run_suite() { # name build-dir cmake-args ctest-args
+  local name=$1 dir=$2 cargs=$3 targs=$4
+  echo "=== $name: configure + build ($dir)"
+  if ! { cmake -B "$dir" -S . $cargs >/dev/null && cmake --build "$dir" -j"$jobs" >/dev/null; }; then
+    echo "$name: build FAILED"; failed=$((failed + 1)); return
+  fi
+  echo "=== $name: ctest"
+  (cd "$dir" && ctest --output-on-failure $targs) | tee "$dir/ctest.log"
+  local p f
+  p=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .* Passed' "$dir/ctest.log")
+  f=$(grep -cE '^ *[0-9]+/[0-9]+ Test +#[0-9]+: .*(Failed|Timeout|Exception|Not Run)' "$dir/ctest.log")
+  passed=$((passed + p)); failed=$((failed + f))
+}
+
+run_suite release build "-DCMAKE_BUILD_TYPE=Release" ""
+# Sanitizer build: every test except those labelled slow (long Python/real-data runs).
+MAE_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  run_suite sanitize build-san "-DCMAKE_BUILD_TYPE=Debug -DMAE_SANITIZE=ON" "-LE slow"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
