@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""Helpers for the mae CLI shell tests (tests/cli/test_*.sh): make input files, read and
+compare the files that `mae` writes. Each subcommand prints what it checked and exits 1 on a
+failed check (2 on bad usage).
+
+  make-idx DIR N [--gz] [--side S]     IDX images (and labels) with N random SxS images
+  make-npy-cases DIR C H L             .npy inputs for `mae reconstruct` error cases
+  make-corrupt-st SRC DIR              corrupt variants of a safetensors file
+  log-steps LOG OUT                    the step records of a log.jsonl as exact strings
+  check-log LOG                        every line is a JSON object with a known "type"
+  loss-drop LOG RATIO                  last epoch's mean train_loss < RATIO * first step loss
+  check-png PATH W H                   a valid PNG (chunk CRCs, IHDR, IDAT size) of W x H
+  check-official FILE                  official MAE state-dict names, float32, finite
+  same-tensors A B                     the tensors of two safetensors files are byte-identical
+"""
+import json
+import os
+import re
+import struct
+import sys
+import zlib
+
+
+def die(msg):
+    print("FAIL " + msg)
+    sys.exit(1)
+
+
+# --------------------------------------------------------------------------- inputs
+
+def make_idx(argv):
+    import gzip
+    import numpy as np
+    d, n = argv[0], int(argv[1])
+    gz = "--gz" in argv
+    side = int(argv[argv.index("--side") + 1]) if "--side" in argv else 28
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(0)
+    # blobs on a dark background so the data is learnable and not pure noise
+    img = np.zeros((n, side, side), np.uint8)
+    yy, xx = np.mgrid[0:side, 0:side]
+    for i in range(n):
+        cy, cx, r = rng.uniform(side * 0.3, side * 0.7, 2).tolist() + [rng.uniform(3, side / 3)]
+        img[i] = np.where((yy - cy) ** 2 + (xx - cx) ** 2 < r * r, 200, 10).astype(np.uint8)
+    lab = rng.integers(0, 10, n).astype(np.uint8)
+    ib = struct.pack(">IIII", 2051, n, side, side) + img.tobytes()
+    lb = struct.pack(">II", 2049, n) + lab.tobytes()
+    op = gzip.open if gz else open
+    suf = ".gz" if gz else ""
+    with op(os.path.join(d, "train-images-idx3-ubyte" + suf), "wb") as f:
+        f.write(ib)
+    with op(os.path.join(d, "train-labels-idx1-ubyte" + suf), "wb") as f:
+        f.write(lb)
+    print(f"wrote {n} {side}x{side} IDX images to {d}{' (gzip)' if gz else ''}")
+
+
+def make_npy_cases(argv):
+    import numpy as np
+    d, C, H, L = argv[0], int(argv[1]), int(argv[2]), int(argv[3])
+    os.makedirs(d, exist_ok=True)
+    rng = np.random.default_rng(1)
+    N = 3
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    np.save(os.path.join(d, "x.npy"), x)
+    np.save(os.path.join(d, "noise.npy"), rng.random((N, L)).astype(np.float32))
+    np.save(os.path.join(d, "x_f64.npy"), x.astype(np.float64))
+    np.save(os.path.join(d, "x_wrong_size.npy"), rng.standard_normal((N, C, H + 4, H + 4)).astype(np.float32))
+    np.save(os.path.join(d, "x_wrong_chans.npy"), rng.standard_normal((N, C + 2, H, H)).astype(np.float32))
+    np.save(os.path.join(d, "x_3d.npy"), rng.standard_normal((N, H, H)).astype(np.float32))
+    np.save(os.path.join(d, "x_empty.npy"), np.zeros((0, C, H, H), np.float32))
+    np.save(os.path.join(d, "x_int16.npy"), np.zeros((N, C, H, H), np.int16))
+    np.save(os.path.join(d, "x_str.npy"), np.array(["a", "b"]))
+    np.save(os.path.join(d, "x_bool.npy"), np.zeros((N, C, H, H), bool))
+    np.save(os.path.join(d, "x_c64.npy"), np.zeros((N, C, H, H), np.complex64))
+    np.save(os.path.join(d, "x_bigendian.npy"), x.astype(">f4"))
+    np.save(os.path.join(d, "x_fortran.npy"), np.asfortranarray(x))
+    nan = x.copy()
+    nan[1, 0, 2, 3] = np.nan
+    np.save(os.path.join(d, "x_nan.npy"), nan)
+    inf = x.copy()
+    inf[0, 0, 0, 0] = np.inf
+    np.save(os.path.join(d, "x_inf.npy"), inf)
+    big = x.astype(np.float64)
+    big[0, 0, 1, 1] = 1e300  # finite in float64, inf in float32
+    np.save(os.path.join(d, "x_f64_overflow.npy"), big)
+    raw = open(os.path.join(d, "x.npy"), "rb").read()
+    open(os.path.join(d, "x_truncated.npy"), "wb").write(raw[:-100])
+    open(os.path.join(d, "x_trailing.npy"), "wb").write(raw + b"\0" * 8)
+    open(os.path.join(d, "x_header_cut.npy"), "wb").write(raw[:40])
+    open(os.path.join(d, "x_not_npy.npy"), "wb").write(b"this is not a numpy file\n")
+    open(os.path.join(d, "x_zero_bytes.npy"), "wb").write(b"")
+    hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4611686018427387904), }"
+    hdr = hdr + b" " * (127 - 10 - len(hdr)) + b"\n"
+    open(os.path.join(d, "x_shape_overflow.npy"), "wb").write(
+        b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr + b"\0" * 64)
+    hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999, %d, %d, %d), }" % (C, H, H)
+    hdr = hdr + b" " * (127 - 10 - len(hdr)) + b"\n"
+    open(os.path.join(d, "x_huge_claim.npy"), "wb").write(
+        b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr + b"\0" * 64)
+    hdr = b"{'descr': '<f4', 'fortran_order': False, 'shape': (3, 1, 28, 28) 'junk' }"
+    hdr = hdr + b" " * (127 - 10 - len(hdr)) + b"\n"
+    open(os.path.join(d, "x_bad_dict.npy"), "wb").write(
+        b"\x93NUMPY\x01\x00" + struct.pack("<H", len(hdr)) + hdr)
+    np.save(os.path.join(d, "noise_wrong_L.npy"), rng.random((N, L + 1)).astype(np.float32))
+    np.save(os.path.join(d, "noise_wrong_N.npy"), rng.random((N - 1, L)).astype(np.float32))
+    np.save(os.path.join(d, "noise_3d.npy"), rng.random((N, L, 1)).astype(np.float32))
+    nn = rng.random((N, L)).astype(np.float32)
+    nn[2, 5] = np.nan
+    np.save(os.path.join(d, "noise_nan.npy"), nn)
+    print(f"wrote reconstruct inputs to {d} (N={N}, C={C}, H={H}, L={L})")
+
+
+def make_corrupt_st(argv):
+    src, d = argv[0], argv[1]
+    os.makedirs(d, exist_ok=True)
+    raw = open(src, "rb").read()
+    (hlen,) = struct.unpack("<Q", raw[:8])
+    out = {
+        "truncated_header.safetensors": raw[: 8 + hlen // 2],
+        "truncated_data.safetensors": raw[: len(raw) - len(raw) // 3],
+        "short.safetensors": raw[:5],
+        "empty.safetensors": b"",
+        "text.safetensors": b"hello, I am not a safetensors file at all\n",
+        "huge_header_len.safetensors": struct.pack("<Q", 1 << 60) + raw[8:],
+        "bad_json.safetensors": raw[:8] + b"[" + raw[9:],  # '{' -> '[': not valid JSON
+    }
+    for name, data in out.items():
+        open(os.path.join(d, name), "wb").write(data)
+    # a header that is valid JSON but describes an absurd tensor
+    hdr = json.dumps({"cls_token": {"dtype": "F32", "shape": [1, 1, 1 << 40], "data_offsets": [0, 4 << 40]}}).encode()
+    open(os.path.join(d, "absurd_tensor.safetensors"), "wb").write(struct.pack("<Q", len(hdr)) + hdr + b"\0" * 16)
+    # one weight flipped to NaN
+    from safetensors.numpy import load_file, save_file
+    import numpy as np
+    from safetensors import safe_open
+    with safe_open(src, "np") as f:
+        meta = f.metadata()
+    t = load_file(src)
+    t["norm.weight"] = t["norm.weight"].copy()
+    t["norm.weight"][0] = np.nan
+    save_file(t, os.path.join(d, "nan_weight.safetensors"), metadata=meta)
+    # a tensor missing
+    t = load_file(src)
+    del t["decoder_pred.bias"]
+    save_file(t, os.path.join(d, "missing_tensor.safetensors"), metadata=meta)
+    # an extra tensor
+    t = load_file(src)
+    t["extra.weight"] = np.zeros(3, np.float32)
+    save_file(t, os.path.join(d, "extra_tensor.safetensors"), metadata=meta)
+    # an int tensor where a float one belongs
+    t = load_file(src)
+    t["norm.bias"] = t["norm.bias"].astype(np.int32)
+    save_file(t, os.path.join(d, "int_tensor.safetensors"), metadata=meta)
+    print(f"wrote corrupt variants of {src} to {d}")
+
+
+# --------------------------------------------------------------------------- logs
+
+STEP_RE = re.compile(r'"(epoch|step|update|loss|lr)":([^,}]*)')
+
+
+def log_steps(argv):
+    """The step records as exact strings (the numbers as printed), img_per_s left out."""
+    log, out = argv[0], argv[1]
+    rows = []
+    for line in open(log):
+        if '"type":"step"' not in line.replace(" ", ""):
+            continue
+        json.loads(line)
+        d = dict(STEP_RE.findall(line))
+        rows.append(" ".join(f"{k}={d.get(k, '?')}" for k in ("epoch", "step", "update", "loss", "lr")))
+    with open(out, "w") as f:
+        f.write("\n".join(rows) + "\n")
+    print(f"{log}: {len(rows)} step records")
+
+
+def read_log(path):
+    recs = []
+    for i, line in enumerate(open(path), 1):
+        if not line.strip():
+            die(f"{path}:{i}: empty line")
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            die(f"{path}:{i}: not JSON ({e}): {line[:200]!r}")
+        if not isinstance(r, dict) or r.get("type") not in ("step", "epoch"):
+            die(f"{path}:{i}: not an object with type step/epoch: {line[:200]!r}")
+        recs.append(r)
+    return recs
+
+
+def check_log(argv):
+    path = argv[0]
+    recs = read_log(path)
+    steps = [r for r in recs if r["type"] == "step"]
+    epochs = [r for r in recs if r["type"] == "epoch"]
+    if not steps or not epochs:
+        die(f"{path}: {len(steps)} step and {len(epochs)} epoch records, expected both")
+    import math
+    for r in steps:
+        for k in ("epoch", "step", "update", "loss", "lr"):
+            if k not in r or not isinstance(r[k], (int, float)) or not math.isfinite(r[k]):
+                die(f"{path}: step record without a finite '{k}': {r}")
+    for r in epochs:
+        for k in ("epoch", "train_loss", "train_lr"):
+            if k not in r or not math.isfinite(r[k]):
+                die(f"{path}: epoch record without a finite '{k}': {r}")
+    ep = [r["epoch"] for r in epochs]
+    if ep != list(range(ep[0], ep[0] + len(ep))):
+        die(f"{path}: epoch records not consecutive: {ep}")
+    ups = [r["update"] for r in steps]
+    if ups != sorted(ups) or len(set(ups)) != len(ups):
+        die(f"{path}: update counters not strictly increasing: {ups[:20]}")
+    print(f"ok   {path}: {len(recs)} valid JSON lines ({len(steps)} step, {len(epochs)} epoch records, "
+          f"epochs {ep[0]}..{ep[-1]})")
+
+
+def loss_drop(argv):
+    path, ratio = argv[0], float(argv[1])
+    recs = read_log(path)
+    first = next(r for r in recs if r["type"] == "step")
+    last = [r for r in recs if r["type"] == "epoch"][-1]
+    got = last["train_loss"] / first["loss"]
+    print(f"first logged step loss {first['loss']:.4f} (epoch {first['epoch']} step {first['step']}), "
+          f"last epoch ({last['epoch']}) mean train_loss {last['train_loss']:.4f}: ratio {got:.3f} "
+          f"(must be < {ratio})")
+    if not got < ratio:
+        die(f"{path}: the loss did not fall enough (ratio {got:.3f} >= {ratio})")
+    print("ok   loss falls")
+
+
+# --------------------------------------------------------------------------- PNG
+
+def check_png(argv):
+    path, W, H = argv[0], int(argv[1]), int(argv[2])
+    data = open(path, "rb").read()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        die(f"{path}: bad PNG signature")
+    pos, chunks, idat = 8, [], b""
+    ihdr = None
+    while pos < len(data):
+        if pos + 8 > len(data):
+            die(f"{path}: truncated chunk header at byte {pos}")
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        typ = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + n]
+        if len(body) != n or pos + 12 + n > len(data):
+            die(f"{path}: truncated {typ!r} chunk")
+        (crc,) = struct.unpack(">I", data[pos + 8 + n : pos + 12 + n])
+        if zlib.crc32(typ + body) & 0xFFFFFFFF != crc:
+            die(f"{path}: bad CRC in {typ!r} chunk")
+        chunks.append(typ)
+        if typ == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif typ == b"IDAT":
+            idat += body
+        pos += 12 + n
+    if not chunks or chunks[0] != b"IHDR" or chunks[-1] != b"IEND" or b"IDAT" not in chunks:
+        die(f"{path}: chunk order {chunks}")
+    w, h, depth, ctype, comp, filt, inter = ihdr
+    if (w, h) != (W, H):
+        die(f"{path}: size {w}x{h}, expected {W}x{H}")
+    chans = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(ctype)
+    if chans is None or depth not in (8, 16) or inter != 0:
+        die(f"{path}: unexpected IHDR (depth {depth}, color type {ctype}, interlace {inter})")
+    raw = zlib.decompress(idat)
+    want = h * (1 + w * chans * depth // 8)
+    if len(raw) != want:
+        die(f"{path}: image data has {len(raw)} bytes, expected {want}")
+    try:  # a real decoder too, when Pillow is around
+        from PIL import Image
+        with Image.open(path) as im:
+            im.load()
+            if im.size != (W, H):
+                die(f"{path}: Pillow reads size {im.size}")
+    except ImportError:
+        pass
+    print(f"ok   {path}: valid PNG {w}x{h}, {depth}-bit color type {ctype}, {len(chunks)} chunks")
+
+
+# --------------------------------------------------------------------------- safetensors
+
+def official_names(cfg):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import mae_parity as mp
+    return mp.official_shapes(cfg)
+
+
+def check_official(argv):
+    import numpy as np
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+    path = argv[0]
+    with safe_open(path, "np") as f:
+        meta = f.metadata() or {}
+    if "config" not in meta:
+        die(f"{path}: no 'config' in the metadata ({sorted(meta)})")
+    cfg = json.loads(meta["config"])
+    cfg["norm_pix_loss"] = int(bool(cfg.get("norm_pix_loss")))
+    shapes = official_names(cfg)
+    t = load_file(path)
+    missing = sorted(set(shapes) - set(t))
+    extra = sorted(set(t) - set(shapes))
+    if missing or extra:
+        die(f"{path}: names differ from the official state dict: missing {missing[:5]}, extra {extra[:5]}")
+    for k, s in shapes.items():
+        if tuple(t[k].shape) != tuple(s):
+            die(f"{path}: {k} has shape {t[k].shape}, official {s}")
+        if t[k].dtype != np.float32:
+            die(f"{path}: {k} is {t[k].dtype}")
+        if not np.isfinite(t[k]).all():
+            die(f"{path}: {k} has non-finite values")
+    print(f"ok   {path}: {len(t)} tensors with the official names and shapes, float32, finite; "
+          f"config {meta['config']}")
+
+
+def same_tensors(argv):
+    from safetensors import safe_open
+    a, b = argv[0], argv[1]
+    with safe_open(a, "np") as fa, safe_open(b, "np") as fb:
+        ka, kb = sorted(fa.keys()), sorted(fb.keys())
+        if ka != kb:
+            die(f"{a} and {b} hold different tensor names")
+        ndiff = []
+        for k in ka:
+            x, y = fa.get_tensor(k), fb.get_tensor(k)
+            if x.dtype != y.dtype or x.shape != y.shape or x.tobytes() != y.tobytes():
+                ndiff.append(k)
+    if ndiff:
+        die(f"{a} vs {b}: {len(ndiff)} of {len(ka)} tensors differ, e.g. {ndiff[:4]}")
+    print(f"ok   {os.path.basename(a)}: all {len(ka)} tensors byte-identical to {b}")
+
+
+CMDS = {
+    "make-idx": make_idx, "make-npy-cases": make_npy_cases, "make-corrupt-st": make_corrupt_st,
+    "log-steps": log_steps, "check-log": check_log, "loss-drop": loss_drop,
+    "check-png": check_png, "check-official": check_official, "same-tensors": same_tensors,
+}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in CMDS:
+        print(__doc__)
+        sys.exit(2)
+    CMDS[sys.argv[1]](sys.argv[2:])
