@@ -154,6 +154,7 @@ typedef struct mae_train_config {
 } mae_train_config;
 
 void mae_train_config_default(mae_train_config *tc); /* main_pretrain.py defaults */
+int mae_train_config_validate(const mae_train_config *tc, mae_error *err);
 double mae_train_effective_lr(const mae_train_config *tc);
 /* Learning rate at fractional epoch e (warmup then half-cycle cosine to min_lr). */
 double mae_lr_at(const mae_train_config *tc, double epoch);

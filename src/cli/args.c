@@ -69,16 +69,16 @@ int args_parse(arg_spec *specs, int n, int argc, char **argv, int first, const c
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
         if (strncmp(a, "--", 2) != 0 || !a[2])
-            return mae_errf(err, "mae %s: unexpected argument '%s' (flags start with --; see "
-                                 "mae %s --help)", cmd, a, cmd);
+            return mae_errf(err, "unexpected argument '%s' (flags start with --; see mae %s --help)",
+                            a, cmd);
         char name[128];
         const char *eq = strchr(a + 2, '=');
         size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
-        if (len >= sizeof name) return mae_errf(err, "mae %s: flag '%s' is too long", cmd, a);
+        if (len >= sizeof name) return mae_errf(err, "flag '%s' is too long", a);
         memcpy(name, a + 2, len);
         name[len] = 0;
         arg_spec *s = (arg_spec *)args_find(specs, n, name);
-        if (!s) return mae_errf(err, "mae %s: unknown flag --%s (see mae %s --help)", cmd, name, cmd);
+        if (!s) return mae_errf(err, "unknown flag --%s (see mae %s --help)", name, cmd);
         const char *v = eq ? eq + 1 : NULL;
         if (!v && s->type == ARG_FLAG) {
             *(int *)s->dst = 1;

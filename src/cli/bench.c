@@ -31,8 +31,9 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "mae bench: %s\n", err.msg);
         return 2;
     }
-    if (steps < 1 || warmup < 0 || batch < 1) {
-        fprintf(stderr, "mae bench: --steps must be >= 1, --warmup >= 0, --batch_size >= 1\n");
+    if (steps < 1 || warmup < 0 || batch < 1 || threads < 0) {
+        fprintf(stderr, "mae bench: --steps must be >= 1, --warmup >= 0, --batch_size >= 1, "
+                        "--threads >= 0\n");
         return 2;
     }
     if (threads > 0) mae_set_num_threads(threads);

@@ -29,6 +29,8 @@ void cli_model_specs(arg_spec *s, cli_model_flags *f) {
 int cli_model_config(const arg_spec *s, const cli_model_flags *f, mae_config *cfg,
                      mae_error *err) {
     if (mae_config_preset(cfg, f->model, err) != MAE_OK) return MAE_ERR;
+    if (args_find(s, CLI_MODEL_NFLAGS, "mlp_ratio")->seen && !(f->mlp_ratio > 0 && f->mlp_ratio <= 64))
+        return mae_errf(err, "--mlp_ratio must be in (0, 64], got %g", f->mlp_ratio);
 #define OVR(name, field, val) \
     if (args_find(s, CLI_MODEL_NFLAGS, name)->seen) cfg->field = (val);
     OVR("input_size", img_size, f->input_size)

@@ -16,8 +16,12 @@ static void usage(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        if (argc < 2) {
+            fprintf(stderr, "mae: missing command (see mae --help)\n");
+            return 2;
+        }
         usage();
-        return argc < 2 ? 2 : 0;
+        return 0;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("mae %s\n", MAE_VERSION_STRING);
@@ -26,7 +30,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc, argv);
     if (!strcmp(argv[1], "reconstruct")) return cmd_reconstruct(argc, argv);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc, argv);
-    fprintf(stderr, "mae: unknown command '%s'\n", argv[1]);
-    usage();
+    fprintf(stderr, "mae: unknown command '%s' (commands: pretrain, reconstruct, bench; see mae --help)\n",
+            argv[1]);
     return 2;
 }

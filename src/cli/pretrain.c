@@ -64,7 +64,9 @@ static int check_opts(const pretrain_opts *o, mae_error *err) {
     if (o->recon_images < 0 || o->recon_images > 64) return mae_errf(err, "--recon_images must be in [0, 64]");
     if (o->recon_scale < 1 || o->recon_scale > 32) return mae_errf(err, "--recon_scale must be in [1, 32]");
     if (o->threads < 0) return mae_errf(err, "--threads must be >= 0");
-    return MAE_OK;
+    if (strcmp(o->device, "cpu") != 0)
+        return mae_errf(err, "--device: '%s' is not available (this build has: cpu)", o->device);
+    return mae_train_config_validate(&o->tc, err);
 }
 
 static void state_path(char *out, size_t cap, const char *weights) {
@@ -222,8 +224,14 @@ int cmd_pretrain(int argc, char **argv) {
     }
     mae_config cfg;
     if (rc == MAE_OK) rc = check_opts(&o, &err);
+    /* on --resume the architecture comes from the checkpoint unless flags give it (then the
+     * load checks that they agree) */
+    int arch_flags = 0;
+    for (int i = 0; i < CLI_MODEL_NFLAGS; i++)
+        if (s[i].seen && strcmp(s[i].name, "mask_ratio") && strcmp(s[i].name, "norm_pix_loss")) arch_flags++;
+    const char *model_name = arch_flags ? o.mf.model : "(from checkpoint)";
     if (rc == MAE_OK) {
-        if (o.resume && !args_find(s, CLI_MODEL_NFLAGS, "model")->seen)
+        if (o.resume && !arch_flags)
             rc = mae_checkpoint_config(o.resume, 0, 0, &cfg, &err);
         else
             rc = cli_model_config(s, &o.mf, &cfg, &err);
@@ -261,25 +269,37 @@ int cmd_pretrain(int argc, char **argv) {
     int start_epoch = 0, code = 1;
     char logpath[4096];
     snprintf(logpath, sizeof logpath, "%s/log.jsonl", o.log_dir ? o.log_dir : o.output_dir);
-    if (cli_mkdirs(o.output_dir, &err) || (o.log_dir && cli_mkdirs(o.log_dir, &err))) goto fail;
     if (!(m = mae_model_create(&cfg, o.tc.batch_size, o.device, &err))) goto fail;
     mae_model_init(m, o.tc.seed);
     if (!(t = mae_trainer_create(m, &o.tc, &err))) goto fail;
     if (o.resume && resume_from(t, m, o.resume, &start_epoch, &err) != MAE_OK) goto fail;
+    if (start_epoch >= o.tc.epochs) {
+        fprintf(stderr, "mae pretrain: %s already finished epoch %d of --epochs %d; nothing to "
+                        "train (raise --epochs to continue)\n", o.resume, start_epoch - 1, o.tc.epochs);
+        code = 0;
+        goto done;
+    }
+    if (cli_mkdirs(o.output_dir, &err) || (o.log_dir && cli_mkdirs(o.log_dir, &err))) goto fail;
     if (!(log = fopen(logpath, o.resume ? "a" : "w"))) {
         mae_errf(&err, "cannot open log file '%s'", logpath);
         goto fail;
     }
     printf("%s\nmodel %s: %.2fM trainable params, %d patches, %d visible; batch %d x accum %d, "
            "lr %.3e (blr %.3e), epochs %d (warmup %g), from epoch %d, threads %d\n",
-           ds->desc, o.mf.model, mae_num_params(m, 1) / 1e6, mae_config_num_patches(&cfg),
+           ds->desc, model_name, mae_num_params(m, 1) / 1e6, mae_config_num_patches(&cfg),
            mae_config_len_keep(&cfg), o.tc.batch_size, o.tc.accum_iter,
            mae_train_effective_lr(&o.tc), o.tc.blr, o.tc.epochs, o.tc.warmup_epochs,
            start_epoch, mae_get_num_threads());
     rc = train_loop(&o, t, m, ds, start_epoch, log, &err);
     if (rc == MAE_ERR_NONFINITE) {
-        fprintf(stderr, "mae pretrain: %s; the last good checkpoint in %s is kept\n", err.msg,
-                o.output_dir);
+        char last[4096];
+        snprintf(last, sizeof last, "%s/checkpoint-last.safetensors", o.output_dir);
+        FILE *f = fopen(last, "rb");
+        if (f) fclose(f);
+        if (f)
+            fprintf(stderr, "mae pretrain: %s; the last good checkpoint %s is kept\n", err.msg, last);
+        else
+            fprintf(stderr, "mae pretrain: %s; no checkpoint had been written yet\n", err.msg);
         code = 3;
         goto done;
     }

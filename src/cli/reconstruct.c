@@ -18,25 +18,30 @@ typedef struct recon_opts {
     uint64_t seed;
 } recon_opts;
 
+static void shape_str(char *buf, size_t cap, const npy_array *a) {
+    size_t n = (size_t)snprintf(buf, cap, "(");
+    for (int i = 0; i < a->ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, ")");
+}
+
 static int check_inputs(const mae_config *c, const npy_array *x, const npy_array *nz,
                         const recon_opts *o, mae_error *err) {
     int L = mae_config_num_patches(c);
+    char got[256];
+    shape_str(got, sizeof got, x);
     if (x->ndim != 4 || x->shape[1] != c->in_chans || x->shape[2] != c->img_size ||
         x->shape[3] != c->img_size || x->shape[0] < 1)
-        return mae_errf(err, "--input %s: expected shape (N, %d, %d, %d) for this checkpoint, got "
-                             "%d dims (%lld, %lld, %lld, %lld)", o->input, c->in_chans,
-                        c->img_size, c->img_size, x->ndim, (long long)x->shape[0],
-                        (long long)(x->ndim > 1 ? x->shape[1] : 0),
-                        (long long)(x->ndim > 2 ? x->shape[2] : 0),
-                        (long long)(x->ndim > 3 ? x->shape[3] : 0));
+        return mae_errf(err, "--input %s: expected shape (N, %d, %d, %d) for this checkpoint, got %s",
+                        o->input, c->in_chans, c->img_size, c->img_size, got);
     for (size_t i = 0; i < x->numel; i++)
         if (!isfinite(((const float *)x->data)[i]))
             return mae_errf(err, "--input %s: contains NaN or Inf", o->input);
     if (nz) {
+        shape_str(got, sizeof got, nz);
         if (nz->ndim != 2 || nz->shape[0] != x->shape[0] || nz->shape[1] != L)
-            return mae_errf(err, "--noise %s: expected shape (%lld, %d), got %d dims (%lld, %lld)",
-                            o->noise, (long long)x->shape[0], L, nz->ndim, (long long)nz->shape[0],
-                            (long long)(nz->ndim > 1 ? nz->shape[1] : 0));
+            return mae_errf(err, "--noise %s: expected shape (%lld, %d), got %s", o->noise,
+                            (long long)x->shape[0], L, got);
         for (size_t i = 0; i < nz->numel; i++)
             if (!isfinite(((const float *)nz->data)[i]))
                 return mae_errf(err, "--noise %s: contains NaN or Inf", o->noise);
@@ -88,6 +93,11 @@ static int run(const recon_opts *o, const arg_spec *s, int ns, mae_error *err) {
         rc = mae_forward(m, (const float *)x.data + (size_t)b0 * npix, noise + (size_t)b0 * L, B,
                          -1.0, &loss, err);
         if (rc != MAE_OK) break;
+        if (!isfinite(loss)) {
+            rc = mae_errf(err, "the loss is not finite for images %d..%d of --input %s (values "
+                               "too large for float32?); no output written", b0, b0 + B - 1, o->input);
+            break;
+        }
         loss_sum += (double)loss * B;
         mae_get_pred(m, pred + (size_t)b0 * L * P);
         mae_get_mask(m, mask + (size_t)b0 * L);

@@ -201,7 +201,8 @@ int mae_checkpoint_config(const char *path, int num_heads, int decoder_num_heads
     if (rc == MAE_OK) {
         mae_error e2;
         if (mae_config_validate(&c, &e2) != MAE_OK)
-            rc = mae_errf(err, "%s: inferred config is invalid: %s", path, e2.msg);
+            rc = mae_errf(err, "%s: %s config is invalid: %s", path,
+                          meta_cfg ? "the" : "the inferred", e2.msg);
     }
     st_close(&f);
     if (rc == MAE_OK) *cfg = c;

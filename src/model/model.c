@@ -163,6 +163,19 @@ mae_model *mae_model_create(const mae_config *cfg, int max_batch, const char *de
                  device ? device : "(null)");
         return NULL;
     }
+    { /* reject sizes whose products could overflow size_t before laying anything out */
+        double L = mae_config_num_patches(cfg), Td = 1 + L, B = max_batch;
+        double w = cfg->embed_dim > cfg->decoder_embed_dim ? cfg->embed_dim : cfg->decoder_embed_dim;
+        double h = cfg->num_heads > cfg->decoder_num_heads ? cfg->num_heads : cfg->decoder_num_heads;
+        double nl = cfg->depth + cfg->decoder_depth + 1;
+        double est = B * Td * nl * (w * (12.0 + 2 * cfg->mlp_ratio) + h * Td) * 4.0;
+        if (est > 1e15) {
+            mae_errf(err, "out of memory: batch_size %d with %g patches of this model needs about "
+                          "%.3g TB of activations; use a smaller batch_size or model",
+                     max_batch, L, est / 1e12);
+            return NULL;
+        }
+    }
     mae_model *m = mae_xcalloc(1, sizeof *m);
     m->cfg = *cfg;
     m->be = be;

@@ -47,8 +47,9 @@ double mae_lr_at(const mae_train_config *tc, double epoch) {
     return tc->min_lr + (lr - tc->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac));
 }
 
-static int check_train_config(const mae_train_config *tc, mae_error *err) {
-    if (tc->batch_size < 1) return mae_errf(err, "--batch_size must be >= 1, got %d", tc->batch_size);
+int mae_train_config_validate(const mae_train_config *tc, mae_error *err) {
+    if (tc->batch_size < 1 || tc->batch_size > 1 << 20)
+        return mae_errf(err, "--batch_size must be in [1, 1048576], got %d", tc->batch_size);
     if (tc->accum_iter < 1) return mae_errf(err, "--accum_iter must be >= 1, got %d", tc->accum_iter);
     if (tc->epochs < 1) return mae_errf(err, "--epochs must be >= 1, got %d", tc->epochs);
     if (!(tc->warmup_epochs >= 0)) return mae_errf(err, "--warmup_epochs must be >= 0");
@@ -62,7 +63,7 @@ static int check_train_config(const mae_train_config *tc, mae_error *err) {
 }
 
 mae_trainer *mae_trainer_create(mae_model *m, const mae_train_config *tc, mae_error *err) {
-    if (check_train_config(tc, err) != MAE_OK) return NULL;
+    if (mae_train_config_validate(tc, err) != MAE_OK) return NULL;
     mae_trainer *t = mae_xcalloc(1, sizeof *t);
     t->m = m;
     t->tc = *tc;
