@@ -5,24 +5,7 @@
 #include <string.h>
 
 #include "common.h"
-
-#define GOLDEN 0x9E3779B97F4A7C15ull
-
-uint64_t mae_data_mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBull;
-    x ^= x >> 31;
-    return x;
-}
-
-uint64_t mae_data_hash3(uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t h = mae_data_mix64(a + GOLDEN);
-    h = mae_data_mix64(h ^ mae_data_mix64(b + 2 * GOLDEN));
-    h = mae_data_mix64(h ^ mae_data_mix64(c + 3 * GOLDEN));
-    return h;
-}
+#include "rng.h"
 
 void mae_dataset_free(mae_dataset *ds) {
     if (!ds) return;
@@ -50,7 +33,7 @@ void mae_epoch_permutation(int64_t *perm, int64_t n, uint64_t seed, int epoch) {
     /* Fisher-Yates from the top: position i swaps with a uniform j in [0, i]. The modulo bias
      * is below (i+1) / 2^64, i.e. negligible. */
     for (int64_t i = n - 1; i > 0; i--) {
-        uint64_t h = mae_data_hash3(seed, (uint64_t)(int64_t)epoch, (uint64_t)i);
+        uint64_t h = mae_hash4(seed, (uint64_t)(int64_t)epoch, (uint64_t)i, 0x7065726dull);
         int64_t j = (int64_t)(h % (uint64_t)(i + 1));
         int64_t t = perm[i];
         perm[i] = perm[j];
@@ -80,15 +63,15 @@ static int synth_get(mae_dataset *ds, int64_t idx, int epoch, uint64_t seed, flo
         return mae_errf(err, "%s: sample index %lld out of range [0, %d)", ds->desc,
                         (long long)idx, ds->n);
     const synth_impl *s = (const synth_impl *)ds->impl;
-    uint64_t base = mae_data_hash3(s->seed, (uint64_t)idx, 0x5EED);
+    uint64_t base = mae_hash4(s->seed, (uint64_t)idx, 0x5EED, 0);
     size_t per = (size_t)ds->C * (size_t)ds->H * (size_t)ds->W;
     const float scale = 1.7320508f / 8388608.0f; /* sqrt(3) / 2^23 */
     for (size_t k = 0; k < per; k++) {
-        uint64_t h = mae_data_mix64(base + (uint64_t)(k + 1) * GOLDEN);
+        uint64_t h = mae_mix64(base + (uint64_t)(k + 1) * 0x9E3779B97F4A7C15ull);
         int32_t v = (int32_t)(h >> 40) - 8388608; /* uniform in [-2^23, 2^23) */
         out[k] = (float)v * scale;
     }
-    if (label) *label = (int)(mae_data_hash3(s->seed, (uint64_t)idx, 0x1ABE1) % 10u);
+    if (label) *label = (int)(mae_hash4(s->seed, (uint64_t)idx, 0x1ABE1, 0) % 10u);
     return MAE_OK;
 }
 

@@ -41,7 +41,7 @@ int mae_dataset_batch(mae_dataset *ds, const int64_t *idx, int B, int epoch, uin
                       float *out, int *labels, mae_error *err);
 
 /* Per-epoch shuffled order perm[0..n-1], derived only from (seed, epoch): a Fisher-Yates
- * shuffle driven by the counter-based hash mae_data_hash3(seed, epoch, i). */
+ * shuffle driven by the counter-based hash mae_hash4(seed, epoch, i, .) of common/rng.h. */
 void mae_epoch_permutation(int64_t *perm, int64_t n, uint64_t seed, int epoch);
 
 /* Keeps only the first n samples (0 <= n <= ds->n; other values are ignored). Generic: works
@@ -79,12 +79,5 @@ mae_dataset *mae_dataset_mnist_dir(const char *dir, int train, int out_chans, ma
  *               is normalised like the average of the channels of the same image in RGB.
  * Other counts get the 1-channel constants in every channel. Un-normalise with x*std + mean. */
 void mae_norm_constants(int chans, float *mean, float *std);
-
-/* ------------------------------------------------------------------ hashing */
-
-/* splitmix64 finaliser: a bijective 64-bit mixer. */
-uint64_t mae_data_mix64(uint64_t x);
-/* Counter-based hash of three words (order matters). */
-uint64_t mae_data_hash3(uint64_t a, uint64_t b, uint64_t c);
 
 #endif
