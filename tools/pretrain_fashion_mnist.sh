@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 bash tools/install_deps.sh build
 cmake -B build -S . -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
-exec ./build/mae pretrain --model tiny-28 --norm_pix_loss --batch_size 128 --epochs 10 \
-  --warmup_epochs 1 --blr 1.5e-4 --output_dir output_dir --save_every 5 "$@"
+exec ./build/mae pretrain --model tiny-28 --norm_pix_loss --batch_size 128 --epochs 5 \
+  --warmup_epochs 1 --output_dir output_dir --save_every 5 "$@"
