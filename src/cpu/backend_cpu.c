@@ -19,8 +19,21 @@ static void cpu_free(void *p) { free(p); }
 static void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) memcpy(dst, src, bytes);
 }
+/* large buffers are zeroed by all threads (one memset streams at well under the memory
+ * bandwidth of two cores) */
 static void cpu_zero(void *p, size_t bytes) {
-    if (bytes) memset(p, 0, bytes);
+    if (bytes < ((size_t)1 << 20) || omp_get_max_threads() < 2 || omp_in_parallel()) {
+        if (bytes) memset(p, 0, bytes);
+        return;
+    }
+#pragma omp parallel
+    {
+        size_t nt = (size_t)omp_get_num_threads(), it = (size_t)omp_get_thread_num();
+        size_t chunk = (bytes / nt + 4095) & ~(size_t)4095;
+        size_t b0 = it * chunk < bytes ? it * chunk : bytes;
+        size_t b1 = b0 + chunk < bytes ? b0 + chunk : bytes;
+        if (b1 > b0) memset((char *)p + b0, 0, b1 - b0);
+    }
 }
 
 static struct {
