@@ -18,18 +18,11 @@ typedef struct recon_opts {
     uint64_t seed;
 } recon_opts;
 
-static void shape_str(char *buf, size_t cap, const npy_array *a) {
-    size_t n = (size_t)snprintf(buf, cap, "(");
-    for (int i = 0; i < a->ndim && n < cap; i++)
-        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, ")");
-}
-
 static int check_inputs(const mae_config *c, const npy_array *x, const npy_array *nz,
                         const recon_opts *o, mae_error *err) {
     int L = mae_config_num_patches(c);
     char got[256];
-    shape_str(got, sizeof got, x);
+    mae_shape_str(got, sizeof got, x->ndim, x->shape, "()");
     if (x->ndim != 4 || x->shape[1] != c->in_chans || x->shape[2] != c->img_size ||
         x->shape[3] != c->img_size || x->shape[0] < 1)
         return mae_errf(err, "--input %s: expected shape (N, %d, %d, %d) for this checkpoint, got %s",
@@ -38,7 +31,7 @@ static int check_inputs(const mae_config *c, const npy_array *x, const npy_array
         if (!isfinite(((const float *)x->data)[i]))
             return mae_errf(err, "--input %s: contains NaN or Inf", o->input);
     if (nz) {
-        shape_str(got, sizeof got, nz);
+        mae_shape_str(got, sizeof got, nz->ndim, nz->shape, "()");
         if (nz->ndim != 2 || nz->shape[0] != x->shape[0] || nz->shape[1] != L)
             return mae_errf(err, "--noise %s: expected shape (%lld, %d), got %s", o->noise,
                             (long long)x->shape[0], L, got);

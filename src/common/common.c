@@ -32,6 +32,13 @@ void *mae_xcalloc_(size_t n, size_t sz, const char *file, int line) {
     return p;
 }
 
+void mae_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape, const char *brackets) {
+    size_t n = (size_t)snprintf(buf, cap, "%c", brackets[0]);
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "%c", brackets[1]);
+}
+
 int mae_size_mul(size_t *out, size_t a, size_t b) {
     if (a != 0 && b > SIZE_MAX / a) return 0;
     *out = a * b;

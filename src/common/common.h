@@ -32,6 +32,9 @@ void *mae_xcalloc_(size_t n, size_t sz, const char *file, int line);
 #define mae_xmalloc(n) mae_xmalloc_((n), __FILE__, __LINE__)
 #define mae_xcalloc(n, sz) mae_xcalloc_((n), (sz), __FILE__, __LINE__)
 
+/* Formats a shape as "[a, b, c]" (brackets "[]") or "(a, b, c)" (brackets "()") into buf. */
+void mae_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape, const char *brackets);
+
 /* Overflow-checked size arithmetic: returns 0 on overflow. */
 int mae_size_mul(size_t *out, size_t a, size_t b);
 

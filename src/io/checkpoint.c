@@ -11,14 +11,6 @@
 #define MAE_FORMAT_NAME "mae"
 #define MAE_FORMAT_VERSION "1"
 
-static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
-    size_t n = 0;
-    n += snprintf(buf + n, cap - n, "[");
-    for (int i = 0; i < ndim && n < cap; i++)
-        n += snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
-    if (n < cap) snprintf(buf + n, cap - n, "]");
-}
-
 int mae_model_save(const mae_model *m, const char *path, mae_error *err) {
     return mae_model_save_meta(m, path, NULL, 0, err);
 }
@@ -93,8 +85,8 @@ int mae_model_load(mae_model *m, const char *path, mae_error *err) {
         for (int d = 0; same && d < t->ndim; d++) same = t->shape[d] == e->info.shape[d];
         if (!same) {
             char a[128], b[128];
-            shape_str(a, sizeof a, t->ndim, t->shape);
-            shape_str(b, sizeof b, e->info.ndim, e->info.shape);
+            mae_shape_str(a, sizeof a, t->ndim, t->shape, "[]");
+            mae_shape_str(b, sizeof b, e->info.ndim, e->info.shape, "[]");
             rc = mae_errf(err, "%s: tensor '%s' has shape %s, the model expects %s", path,
                           e->name, a, b);
             break;

@@ -254,22 +254,13 @@ const char *st_meta(const st_file *f, const char *key) {
     return NULL;
 }
 
-static void shape_str(const st_tensor *t, char *buf, size_t cap) {
-    size_t len = 0;
-    buf[0] = '\0';
-    len += (size_t)snprintf(buf, cap, "[");
-    for (int d = 0; d < t->ndim && len < cap; d++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%" PRId64, d ? ", " : "", t->shape[d]);
-    if (len < cap) snprintf(buf + len, cap - len, "]");
-}
-
 static int check_read(const st_file *f, int idx, size_t expected, mae_error *err) {
     if (idx < 0 || idx >= f->n)
         return mae_errf(err, "%s: tensor index %d out of range (%d tensors)", f->path, idx, f->n);
     const st_tensor *t = &f->t[idx];
     if (t->numel != expected) {
         char s[160];
-        shape_str(t, s, sizeof s);
+        mae_shape_str(s, sizeof s, t->ndim, t->shape, "[]");
         return mae_errf(err, "%s: tensor '%s' has shape %s (%zu elements), expected %zu "
                         "elements", f->path, t->name, s, t->numel, expected);
     }
