@@ -49,6 +49,11 @@ int cmd_bench(int argc, char **argv) {
     tc.lr = 1e-4;
     tc.warmup_epochs = 0;
     mae_trainer *t = mae_trainer_create(m, &tc, &err);
+    if (!t) {
+        fprintf(stderr, "mae bench: %s\n", err.msg);
+        mae_model_free(m);
+        return 1;
+    }
     size_t npix = (size_t)batch * cfg.in_chans * cfg.img_size * cfg.img_size;
     int L = mae_config_num_patches(&cfg);
     float *imgs = mae_xmalloc(npix * sizeof(float));

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "io/safetensors.h"
 #include "model/model.h"
 
 struct mae_trainer {
@@ -129,8 +130,6 @@ int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int 
 }
 
 /* ------------------------------------------------------------------ state files */
-
-#include "io/safetensors.h"
 
 #define STATE_FORMAT "mae-train-state"
 #define STATE_VERSION "1"
