@@ -24,6 +24,7 @@ extern "C" {
 #define MAE_OK 0
 #define MAE_ERR (-1)
 #define MAE_ERR_NONFINITE (-2) /* a loss or gradient was NaN/Inf */
+#define MAE_ERR_DATA (-3)      /* one input file/sample is bad (corrupt, truncated, not an image) */
 
 #define MAE_VERSION_STRING "0.1.0"
 

@@ -44,3 +44,23 @@ int mae_size_mul(size_t *out, size_t a, size_t b) {
     *out = a * b;
     return 1;
 }
+
+void *mae_buf_reserve_(mae_buf *b, size_t bytes, const char *file, int line) {
+    if (bytes <= b->cap && b->p) return b->p;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < bytes) cap = cap > SIZE_MAX / 2 ? bytes : cap * 2;
+    void *p = realloc(b->p, cap);
+    if (!p) {
+        fprintf(stderr, "mae: out of memory allocating %zu bytes at %s:%d\n", cap, file, line);
+        abort();
+    }
+    b->p = p;
+    b->cap = cap;
+    return p;
+}
+
+void mae_buf_free(mae_buf *b) {
+    free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}

@@ -35,6 +35,17 @@ void *mae_xcalloc_(size_t n, size_t sz, const char *file, int line);
 /* Formats a shape as "[a, b, c]" (brackets "[]") or "(a, b, c)" (brackets "()") into buf. */
 void mae_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape, const char *brackets);
 
+/* A growable scratch buffer: reserve() returns at least `bytes` bytes (contents kept on growth),
+ * growing with realloc and never shrinking, so steady-state use allocates nothing. Aborts with
+ * file:line if memory runs out. Zero-initialise ({0}) before first use. */
+typedef struct mae_buf {
+    void *p;
+    size_t cap;
+} mae_buf;
+void *mae_buf_reserve_(mae_buf *b, size_t bytes, const char *file, int line);
+#define mae_buf_reserve(b, bytes) mae_buf_reserve_((b), (bytes), __FILE__, __LINE__)
+void mae_buf_free(mae_buf *b);
+
 /* Overflow-checked size arithmetic: returns 0 on overflow. */
 int mae_size_mul(size_t *out, size_t a, size_t b);
 
