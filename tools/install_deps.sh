@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what mae needs on Debian 12: the build (CMake, OpenMP, OpenBLAS's OpenMP build, cJSON,
-# zlib, libpng), the data (dataset-fashion-mnist) and, with "test", the Python side of the
+# zlib, libpng, libjpeg-turbo, libspng, libwebp), the data (dataset-fashion-mnist) and, with "test", the Python side of the
 # tests (Debian's PyTorch + a venv with transformers and safetensors from PyPI).
 # Usage: tools/install_deps.sh [build|test]
 set -euo pipefail
@@ -8,9 +8,11 @@ what=${1:-build}
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev zlib1g-dev libpng-dev
-      dataset-fashion-mnist)
+      libjpeg62-turbo-dev libspng-dev libwebp-dev dataset-fashion-mnist)
 if [ "$what" = test ]; then
-  pkgs+=(python3 python3-venv python3-pip python3-numpy python3-torch)
+  # PIL/torchvision: the references of the image tests; skimage/sklearn ship the real photos
+  pkgs+=(python3 python3-venv python3-pip python3-numpy python3-torch python3-pil
+         python3-torchvision python3-skimage python3-sklearn)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

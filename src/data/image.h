@@ -48,6 +48,10 @@ typedef struct mae_image {
     mae_buf pix, tmp;   /* owned storage */
 } mae_image;
 
+/* A region that is empty or not inside the image is a caller error: MAE_ERR with a message.
+ * On any failure out->px is NULL and out->w = out->h = 0. JPEG returns the scaled pixels that
+ * overlap the region, rows [floor(y0*s/8), ceil(y1*s/8)), and wider columns (whole iMCUs, at
+ * least 2 more pixels each side where the image has them); other formats return the region. */
 int mae_image_decode(const uint8_t *buf, size_t len, const mae_decode_req *req, mae_image *out,
                      mae_error *err);
 void mae_image_release(mae_image *im);

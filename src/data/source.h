@@ -48,12 +48,16 @@ void mae_source_free(mae_source *s); /* destroy + free(s); NULL is a no-op */
  *     (data_path/train/<class>/<image>) when train != 0 ("val" otherwise);
  *   - an ImageFolder tree root/<class>/<image> (classes sorted by name, files sorted, as
  *     torchvision; only files with an image extension, case-insensitively: .jpg .jpeg .png
- *     .bmp .webp; hidden entries skipped; symlinks followed; nested folders inside a class
- *     included as torchvision does);
- *   - a flat folder of images (no labels);
+ *     .bmp .webp; hidden entries (".name") included and symlinks followed, as torchvision does;
+ *     nested folders inside a class included in torchvision's sorted(os.walk()) order; a class
+ *     folder without images is kept with a warning, where torchvision would raise);
+ *   - a flat folder of images (no labels): one without sub-folders, or whose sub-folders hold
+ *     no images;
  *   - a text file listing image paths, one per line, each optionally followed by whitespace and
  *     an integer label; relative paths are relative to the list file's folder; blank lines and
- *     lines starting with # are skipped.
+ *     lines starting with # are skipped. The label is the last whitespace-separated field, so
+ *     a path with spaces needs a label; a line starting with whitespace lacks its path; either
+ *     every line has a label or none does.
  * Errors (MAE_ERR, err naming path): missing path, unreadable folder, empty folder, a folder
  * with no image files, a class folder layout mixed with loose images (loose ones are ignored,
  * as torchvision does, with a warning), bad list lines (naming the line number). */
@@ -64,5 +68,18 @@ mae_source *mae_source_idx(const char *images_path, const char *labels_path, mae
 mae_source *mae_source_cifar(const char *path, int train, mae_error *err);
 mae_source *mae_source_folder(const char *root, mae_error *err);
 mae_source *mae_source_list(const char *list_path, mae_error *err);
+
+/* Detection helpers of mae_source_open (never fail; 0 = not this kind). idx: a directory with
+ * train- or t10k-images-idx3-ubyte[.gz], or a file starting with the IDX images magic (raw or
+ * gzip). cifar: a directory holding (itself or in cifar-10-batches-bin/ or cifar-100-binary/)
+ * data_batch_1.bin, test_batch.bin, train.bin or test.bin, or a .bin file of one of those
+ * names (data_batch_N.bin too). */
+int mae_source_idx_probe(const char *path);
+int mae_source_cifar_probe(const char *path);
+
+/* An MNIST directory (split "train" when train != 0, else "t10k"; labels file optional) or one
+ * IDX images file (labels from the file named like it with "images" -> "labels" and "idx3" ->
+ * "idx1", when that exists). Errors as mae_source_idx, or no images file for the split. */
+mae_source *mae_source_idx_path(const char *path, int train, mae_error *err);
 
 #endif
