@@ -172,11 +172,16 @@ double mae_trainer_lr(const mae_trainer *t);
 int64_t mae_trainer_num_updates(const mae_trainer *t);
 int64_t mae_trainer_num_micro(const mae_trainer *t);
 
-/* Training state (AdamW moments, counters, epoch, config, train config) in a safetensors
- * file beside the weights. Written atomically. */
-int mae_trainer_save_state(const mae_trainer *t, const char *path, int epoch, mae_error *err);
-/* Returns the epoch stored in the state file through *epoch. */
-int mae_trainer_load_state(mae_trainer *t, const char *path, int *epoch, mae_error *err);
+/* Training state (AdamW moments, counters, config, train config, and where to resume) in a
+ * safetensors file beside the weights, written atomically. (epoch, step) is the resume point:
+ * `step` micro-batches of `epoch` are done (a finished epoch E is saved as (E+1, 0)). Save only
+ * at the end of an accumulation cycle (gradients are not stored). */
+int mae_trainer_save_state(const mae_trainer *t, const char *path, int epoch, int64_t step,
+                           mae_error *err);
+/* Restores the state and returns the resume point through *epoch and *step (either may be
+ * NULL). */
+int mae_trainer_load_state(mae_trainer *t, const char *path, int *epoch, int64_t *step,
+                           mae_error *err);
 
 /* ------------------------------------------------------------------ runtime */
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mae needs on Debian 12: the build (CMake, OpenMP, OpenBLAS's OpenMP build, cJSON,
-# zlib, libpng, libjpeg-turbo, libspng, libwebp), the data (dataset-fashion-mnist) and, with "test", the Python side of the
-# tests (Debian's PyTorch + a venv with transformers and safetensors from PyPI).
+# zlib, libpng, libjpeg-turbo, libspng, libwebp), the data (dataset-fashion-mnist) and, with
+# "test", the Python side of the tests (Debian's PyTorch, torchvision, PIL and the sample photos
+# of skimage/sklearn + a venv with transformers and safetensors from PyPI).
 # Usage: tools/install_deps.sh [build|test]
 set -euo pipefail
 what=${1:-build}

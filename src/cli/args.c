@@ -14,11 +14,32 @@ const arg_spec *args_find(const arg_spec *specs, int n, const char *name) {
     return NULL;
 }
 
+static void format_value(char *buf, size_t cap, const arg_spec *s) {
+    buf[0] = 0;
+    switch (s->type) {
+    case ARG_INT: snprintf(buf, cap, "%d", *(const int *)s->dst); break;
+    case ARG_U64: snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)s->dst); break;
+    case ARG_FLOAT: snprintf(buf, cap, "%g", (double)*(const float *)s->dst); break;
+    case ARG_DOUBLE: snprintf(buf, cap, "%g", *(const double *)s->dst); break;
+    case ARG_STR: {
+        const char *v = *(const char *const *)s->dst;
+        snprintf(buf, cap, "%s", v ? v : "");
+        break;
+    }
+    case ARG_FLAG: snprintf(buf, cap, "%s", *(const int *)s->dst ? "on" : "off"); break;
+    }
+}
+
 void args_help(const arg_spec *specs, int n, const char *cmd, const char *summary) {
-    printf("usage: mae %s [flags]\n%s\n\nflags:\n", cmd, summary);
+    printf("usage: mae %s [flags]\n%s\n\nflags (--a_b and --a-b are the same flag):\n", cmd, summary);
     for (int i = 0; i < n; i++) {
-        const char *kind = specs[i].type == ARG_FLAG ? "" : specs[i].type == ARG_STR ? " STR" : " N";
-        printf("  --%s%s\n      %s\n", specs[i].name, kind, specs[i].help);
+        const arg_spec *s = &specs[i];
+        const char *kind = s->type == ARG_FLAG ? "" : s->type == ARG_STR ? " STR" : " N";
+        printf("  --%s%s\n      %s", s->name, kind, s->help);
+        char v[64];
+        format_value(v, sizeof v, s);
+        if (!strstr(s->help, "default") && v[0]) printf(" (default %s)", v);
+        printf("\n");
     }
 }
 
@@ -65,6 +86,8 @@ static int set_value(arg_spec *s, const char *v, mae_error *err) {
 
 int args_parse(arg_spec *specs, int n, int argc, char **argv, int first, const char *cmd,
                mae_error *err) {
+    for (int i = first; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
@@ -77,6 +100,8 @@ int args_parse(arg_spec *specs, int n, int argc, char **argv, int first, const c
         if (len >= sizeof name) return mae_errf(err, "flag '%s' is too long", a);
         memcpy(name, a + 2, len);
         name[len] = 0;
+        for (size_t k = 0; k < len; k++)
+            if (name[k] == '-') name[k] = '_';
         arg_spec *s = (arg_spec *)args_find(specs, n, name);
         if (!s) return mae_errf(err, "unknown flag --%s (see mae %s --help)", name, cmd);
         const char *v = eq ? eq + 1 : NULL;

@@ -14,10 +14,14 @@ typedef struct arg_spec {
     int seen;         /* set by the parser */
 } arg_spec;
 
-/* Parses argv[first..argc). Returns 1 if --help was given (help printed), MAE_OK, or MAE_ERR
- * with a message naming the flag. */
+/* Parses argv[first..argc). Flag names may be spelt with dashes or underscores (--batch-size
+ * and --batch_size are the same flag). Returns 1 if --help/-h is among the arguments (then
+ * nothing is parsed, so args_help shows the defaults), MAE_OK, or MAE_ERR with a message naming
+ * the flag. */
 int args_parse(arg_spec *specs, int n, int argc, char **argv, int first, const char *cmd,
                mae_error *err);
+/* Prints every flag with its help and, unless the help text already states one, its default
+ * (the current value of the flag). */
 void args_help(const arg_spec *specs, int n, const char *cmd, const char *summary);
 const arg_spec *args_find(const arg_spec *specs, int n, const char *name);
 

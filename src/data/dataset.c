@@ -13,6 +13,19 @@ void mae_dataset_free(mae_dataset *ds) {
     free(ds);
 }
 
+void mae_data_ws_release(mae_data_ws *ws) {
+    if (!ws) return;
+    mae_buf_free(&ws->file);
+    mae_buf_free(&ws->resize);
+    mae_image_release(&ws->img);
+}
+
+int mae_dataset_get(mae_dataset *ds, int64_t idx, int epoch, uint64_t seed, float *out, int *label,
+                    mae_data_ws *ws, mae_error *err) {
+    if (ds->get_ws) return ds->get_ws(ds, idx, epoch, seed, out, label, ws, err);
+    return ds->get(ds, idx, epoch, seed, out, label, err);
+}
+
 int mae_dataset_batch(mae_dataset *ds, const int64_t *idx, int B, int epoch, uint64_t seed,
                       float *out, int *labels, mae_error *err) {
     if (!ds || B < 0 || (B > 0 && (!idx || !out)))

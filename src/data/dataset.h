@@ -14,7 +14,18 @@
 
 #include <stdint.h>
 
+#include "common.h"
+#include "image.h"
 #include "mae.h"
+#include "source.h"
+
+/* Per-thread scratch for get_ws(): file bytes, decoded pixels, resize buffers. Grows on demand
+ * and is reused, so a worker allocates nothing in steady state. */
+typedef struct mae_data_ws {
+    mae_buf file, resize;
+    mae_image img;
+} mae_data_ws;
+void mae_data_ws_release(mae_data_ws *ws); /* frees the buffers (the struct itself is the caller's) */
 
 typedef struct mae_dataset mae_dataset;
 struct mae_dataset {
@@ -26,6 +37,10 @@ struct mae_dataset {
      * Returns MAE_OK or MAE_ERR (with err filled). */
     int (*get)(mae_dataset *ds, int64_t idx, int epoch, uint64_t seed, float *out, int *label,
                mae_error *err);
+    /* Optional: get() with caller-owned scratch (file/image datasets). Returns MAE_ERR_DATA when
+     * sample idx is a bad file (err names it): the loader then skips it. */
+    int (*get_ws)(mae_dataset *ds, int64_t idx, int epoch, uint64_t seed, float *out, int *label,
+                  mae_data_ws *ws, mae_error *err);
     /* Releases impl and whatever else the implementation owns, but not ds itself (may be NULL). */
     void (*destroy)(mae_dataset *ds);
     void *impl;
@@ -35,6 +50,10 @@ struct mae_dataset {
 
 /* Calls ds->destroy (if any), then frees ds (which must come from malloc). NULL is a no-op. */
 void mae_dataset_free(mae_dataset *ds);
+
+/* get_ws() when the dataset has it, else get(). */
+int mae_dataset_get(mae_dataset *ds, int64_t idx, int epoch, uint64_t seed, float *out, int *label,
+                    mae_data_ws *ws, mae_error *err);
 
 /* Fill out (B,C,H,W) from samples idx[0..B-1]; labels (B) may be NULL. */
 int mae_dataset_batch(mae_dataset *ds, const int64_t *idx, int B, int epoch, uint64_t seed,
@@ -70,6 +89,29 @@ mae_dataset *mae_dataset_idx(const char *images_path, const char *labels_path, i
  * /usr/share/datasets/fashion-mnist. desc says "Fashion-MNIST" when the directory name
  * contains "fashion", else "MNIST". */
 mae_dataset *mae_dataset_mnist_dir(const char *dir, int train, int out_chans, mae_error *err);
+
+/* ------------------------------------------------------------------ images (images.c) */
+
+enum { MAE_AUG_PRETRAIN = 0, MAE_AUG_NONE = 1 };
+
+typedef struct mae_image_opts {
+    int size;        /* output H = W */
+    int chans;       /* 1 or 3 */
+    int augment;     /* MAE_AUG_PRETRAIN: RandomResizedCrop(size, scale) + flip, as
+                        main_pretrain.py; MAE_AUG_NONE: the whole image resized to size x size */
+    double scale_lo, scale_hi; /* RandomResizedCrop scale (0.2, 1.0) */
+    int dct_scaling; /* JPEG: decode at the smallest DCT scale (n/8) that still covers the crop
+                        at the output size (1, default) or always at full size (0) */
+} mae_image_opts;
+void mae_image_opts_default(mae_image_opts *o, int size, int chans);
+
+/* The training dataset over a source (which it takes ownership of): each get() reads sample idx,
+ * draws its crop and flip from (seed, epoch, idx), decodes (JPEG: only the rows/columns needed,
+ * at a reduced DCT scale when that still covers the crop), resizes with PIL's bicubic and
+ * normalises with mae_norm_constants(chans). A bad file gives MAE_ERR_DATA naming it. */
+mae_dataset *mae_dataset_images(mae_source *src, const mae_image_opts *opts, mae_error *err);
+/* The source behind an images dataset (NULL for other datasets). */
+const mae_source *mae_dataset_source(const mae_dataset *ds);
 
 #define MAE_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
 

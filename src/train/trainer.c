@@ -144,7 +144,9 @@ static void train_config_json(const mae_train_config *tc, char *buf, size_t cap)
              (unsigned long long)tc->seed, tc->world_size);
 }
 
-int mae_trainer_save_state(const mae_trainer *t, const char *path, int epoch, mae_error *err) {
+int mae_trainer_save_state(const mae_trainer *t, const char *path, int epoch, int64_t step,
+                           mae_error *err) {
+    MAE_ASSERT(epoch >= 0 && step >= 0);
     const mae_model *m = t->m;
     float *host = mae_xmalloc(2 * m->nparams * sizeof(float));
     m->be->download(host, t->moments, 2 * m->nparams * sizeof(float));
@@ -170,8 +172,12 @@ int mae_trainer_save_state(const mae_trainer *t, const char *path, int epoch, ma
     st_writer_meta(w, "step", num);
     snprintf(num, sizeof num, "%lld", (long long)t->micro);
     st_writer_meta(w, "micro", num);
+    snprintf(num, sizeof num, "%d", step ? epoch : epoch - 1);
+    st_writer_meta(w, "epoch", num); /* the last completed epoch, -1 if none (as official) */
     snprintf(num, sizeof num, "%d", epoch);
-    st_writer_meta(w, "epoch", num);
+    st_writer_meta(w, "resume_epoch", num);
+    snprintf(num, sizeof num, "%lld", (long long)step);
+    st_writer_meta(w, "resume_step", num);
     int rc = st_writer_save(w, path, err);
     st_writer_free(w);
     free(names);
@@ -184,19 +190,20 @@ static int meta_i64(const st_file *f, const char *key, int64_t *out, mae_error *
     char *end = NULL;
     if (!v) return mae_errf(err, "%s: training state has no '%s'", f->path, key);
     long long x = strtoll(v, &end, 10);
-    if (end == v || *end || x < 0) return mae_errf(err, "%s: bad '%s' value '%s'", f->path, key, v);
+    if (end == v || *end || x < (strcmp(key, "epoch") ? 0 : -1)) return mae_errf(err, "%s: bad '%s' value '%s'", f->path, key, v);
     *out = x;
     return MAE_OK;
 }
 
-int mae_trainer_load_state(mae_trainer *t, const char *path, int *epoch, mae_error *err) {
+int mae_trainer_load_state(mae_trainer *t, const char *path, int *epoch, int64_t *resume_step,
+                           mae_error *err) {
     mae_model *m = t->m;
     st_file f;
     if (st_open(&f, path, err) != MAE_OK) return MAE_ERR;
     int rc = MAE_OK;
     const char *fmt = st_meta(&f, "format");
     const char *cfg = st_meta(&f, "config");
-    int64_t step = 0, micro = 0, ep = 0;
+    int64_t step = 0, micro = 0, ep = 0, rstep = 0;
     char mine[1024];
     mae_config_to_json(&m->cfg, mine, sizeof mine);
     if (!fmt || strcmp(fmt, STATE_FORMAT) != 0)
@@ -207,7 +214,7 @@ int mae_trainer_load_state(mae_trainer *t, const char *path, int *epoch, mae_err
         rc = mae_errf(err, "%s: model config mismatch: state has %s, model has %s", path,
                       cfg ? cfg : "none", mine);
     else if (meta_i64(&f, "step", &step, err) || meta_i64(&f, "micro", &micro, err) ||
-             meta_i64(&f, "epoch", &ep, err))
+             meta_i64(&f, "resume_epoch", &ep, err) || meta_i64(&f, "resume_step", &rstep, err))
         rc = MAE_ERR;
     float *host = mae_xcalloc(2 * m->nparams, sizeof(float));
     for (int i = 0; rc == MAE_OK && i < m->ntensors; i++) {
@@ -226,6 +233,7 @@ int mae_trainer_load_state(mae_trainer *t, const char *path, int *epoch, mae_err
         t->step = step;
         t->micro = micro;
         if (epoch) *epoch = (int)ep;
+        if (resume_step) *resume_step = rstep;
         mae_zero_grad(m);
     }
     free(host);

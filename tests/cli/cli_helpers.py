@@ -4,11 +4,13 @@ compare the files that `mae` writes. Each subcommand prints what it checked and 
 failed check (2 on bad usage).
 
   make-idx DIR N [--gz] [--side S]     IDX images (and labels) with N random SxS images
+  make-imagefolder DIR N               ImageFolder DIR/<class>/ of N real-photo crops (JPEG, PNG in
+                                       several modes) plus bad files (see make_imagefolder)
   make-npy-cases DIR C H L             .npy inputs for `mae reconstruct` error cases
   make-corrupt-st SRC DIR              corrupt variants of a safetensors file
-  log-steps LOG OUT                    the step records of a log.jsonl as exact strings
-  check-log LOG                        every line is a JSON object with a known "type"
-  loss-drop LOG RATIO                  last epoch's mean train_loss < RATIO * first step loss
+  log-steps DIR OUT                    the records of DIR/steps.jsonl as exact strings
+  check-log DIR                        DIR/log.txt and DIR/steps.jsonl: JSON lines, finite values
+  loss-drop DIR RATIO                  last epoch's mean train_loss < RATIO * first step loss
   check-png PATH W H                   a valid PNG (chunk CRCs, IHDR, IDAT size) of W x H
   check-official FILE                  official MAE state-dict names, float32, finite
   same-tensors A B                     the tensors of two safetensors files are byte-identical
@@ -52,6 +54,52 @@ def make_idx(argv):
     with op(os.path.join(d, "train-labels-idx1-ubyte" + suf), "wb") as f:
         f.write(lb)
     print(f"wrote {n} {side}x{side} IDX images to {d}{' (gzip)' if gz else ''}")
+
+
+PHOTOS = ["/usr/lib/python3/dist-packages/skimage/data/" + f for f in
+          ("astronaut.png", "chelsea.png", "coffee.png", "camera.png", "rocket.jpg", "motorcycle_left.png")] + \
+         ["/usr/lib/python3/dist-packages/sklearn/datasets/images/" + f for f in ("china.jpg", "flower.jpg")]
+
+
+def make_imagefolder(argv):
+    """DIR/<class>/ with N crops of Debian's sample photos in 3 classes: JPEG q90 (RGB, grey,
+    progressive, CMYK) and PNG (RGB, RGBA, grey, palette, 16-bit), varied sizes; plus bad files:
+    class_b/zz_truncated.jpg (cut in half), class_c/zz_empty.png (0 bytes), class_a/zz_text.jpg
+    (text named .jpg) and a notes.txt (not an image extension: never listed). Prints the count of
+    good and bad image files."""
+    import numpy as np
+    from PIL import Image
+    d, n = argv[0], int(argv[1])
+    photos = [Image.open(p).convert("RGB") for p in PHOTOS if os.path.exists(p)]
+    if not photos:
+        die("no sample photos (apt-get install python3-skimage python3-sklearn)")
+    rng = np.random.default_rng(0)
+    classes = ["class_a", "class_b", "class_c"]
+    for c in classes:
+        os.makedirs(os.path.join(d, c), exist_ok=True)
+    for i in range(n):
+        im = photos[i % len(photos)]
+        w, h = int(rng.integers(40, 160)), int(rng.integers(40, 160))
+        x, y = int(rng.integers(0, im.width - w)), int(rng.integers(0, im.height - h))
+        crop = im.crop((x, y, x + w, y + h))
+        kind = i % 9
+        base = os.path.join(d, classes[i % 3], f"img{i:04d}")
+        if kind == 0: crop.save(base + ".jpg", quality=90)
+        elif kind == 1: crop.convert("L").save(base + ".jpeg", quality=90)
+        elif kind == 2: crop.save(base + ".JPG", quality=90, progressive=True)
+        elif kind == 3: crop.convert("CMYK").save(base + ".jpg", quality=90)
+        elif kind == 4: crop.save(base + ".png")
+        elif kind == 5: crop.convert("RGBA").save(base + ".png")
+        elif kind == 6: crop.convert("L").save(base + ".png")
+        elif kind == 7: crop.convert("P").save(base + ".png")
+        else: Image.fromarray((np.asarray(crop.convert("L")).astype(np.uint16) * 257)).save(base + ".png")
+    good = open(os.path.join(d, "class_a", sorted(os.listdir(os.path.join(d, "class_a")))[0]), "rb").read()
+    open(os.path.join(d, "class_b", "zz_truncated.jpg"), "wb").write(
+        open(os.path.join(d, "class_a", "img0000.jpg"), "rb").read()[:1500])
+    open(os.path.join(d, "class_c", "zz_empty.png"), "wb").write(b"")
+    open(os.path.join(d, "class_a", "zz_text.jpg"), "w").write("this is not a JPEG\n")
+    open(os.path.join(d, "class_a", "notes.txt"), "w").write("not an image extension\n")
+    print(f"wrote {n} images (+3 bad files, 1 non-image) in 3 classes to {d}; {len(good)} bytes first")
 
 
 def make_npy_cases(argv):
@@ -160,21 +208,19 @@ STEP_RE = re.compile(r'"(epoch|step|update|loss|lr)":([^,}]*)')
 
 
 def log_steps(argv):
-    """The step records as exact strings (the numbers as printed), img_per_s left out."""
-    log, out = argv[0], argv[1]
+    """The step records of DIR/steps.jsonl as exact strings (the numbers as printed)."""
+    d, out = argv[0], argv[1]
     rows = []
-    for line in open(log):
-        if '"type":"step"' not in line.replace(" ", ""):
-            continue
+    for line in open(os.path.join(d, "steps.jsonl")):
         json.loads(line)
-        d = dict(STEP_RE.findall(line))
-        rows.append(" ".join(f"{k}={d.get(k, '?')}" for k in ("epoch", "step", "update", "loss", "lr")))
+        f = dict(STEP_RE.findall(line))
+        rows.append(" ".join(f"{k}={f.get(k, '?')}" for k in ("epoch", "step", "update", "loss", "lr")))
     with open(out, "w") as f:
         f.write("\n".join(rows) + "\n")
-    print(f"{log}: {len(rows)} step records")
+    print(f"{d}/steps.jsonl: {len(rows)} step records")
 
 
-def read_log(path):
+def read_jsonl(path):
     recs = []
     for i, line in enumerate(open(path), 1):
         if not line.strip():
@@ -183,49 +229,51 @@ def read_log(path):
             r = json.loads(line)
         except json.JSONDecodeError as e:
             die(f"{path}:{i}: not JSON ({e}): {line[:200]!r}")
-        if not isinstance(r, dict) or r.get("type") not in ("step", "epoch"):
-            die(f"{path}:{i}: not an object with type step/epoch: {line[:200]!r}")
+        if not isinstance(r, dict):
+            die(f"{path}:{i}: not an object: {line[:200]!r}")
         recs.append(r)
     return recs
 
 
+def read_logs(d):
+    """(steps, epochs): DIR/steps.jsonl and DIR/log.txt (main_pretrain.py's per-epoch log)."""
+    return read_jsonl(os.path.join(d, "steps.jsonl")), read_jsonl(os.path.join(d, "log.txt"))
+
+
 def check_log(argv):
-    path = argv[0]
-    recs = read_log(path)
-    steps = [r for r in recs if r["type"] == "step"]
-    epochs = [r for r in recs if r["type"] == "epoch"]
-    if not steps or not epochs:
-        die(f"{path}: {len(steps)} step and {len(epochs)} epoch records, expected both")
     import math
+    d = argv[0]
+    steps, epochs = read_logs(d)
+    if not steps or not epochs:
+        die(f"{d}: {len(steps)} step and {len(epochs)} epoch records, expected both")
     for r in steps:
         for k in ("epoch", "step", "update", "loss", "lr"):
             if k not in r or not isinstance(r[k], (int, float)) or not math.isfinite(r[k]):
-                die(f"{path}: step record without a finite '{k}': {r}")
+                die(f"{d}/steps.jsonl: record without a finite '{k}': {r}")
     for r in epochs:
         for k in ("epoch", "train_loss", "train_lr"):
             if k not in r or not math.isfinite(r[k]):
-                die(f"{path}: epoch record without a finite '{k}': {r}")
+                die(f"{d}/log.txt: epoch record without a finite '{k}': {r}")
     ep = [r["epoch"] for r in epochs]
     if ep != list(range(ep[0], ep[0] + len(ep))):
-        die(f"{path}: epoch records not consecutive: {ep}")
+        die(f"{d}/log.txt: epoch records not consecutive: {ep}")
     ups = [r["update"] for r in steps]
-    if ups != sorted(ups) or len(set(ups)) != len(ups):
-        die(f"{path}: update counters not strictly increasing: {ups[:20]}")
-    print(f"ok   {path}: {len(recs)} valid JSON lines ({len(steps)} step, {len(epochs)} epoch records, "
-          f"epochs {ep[0]}..{ep[-1]})")
+    if ups != sorted(ups):
+        die(f"{d}/steps.jsonl: update counters decrease: {ups[:20]}")
+    print(f"ok   {d}: log.txt has {len(epochs)} epoch records (epochs {ep[0]}..{ep[-1]}), "
+          f"steps.jsonl {len(steps)} step records, all valid JSON with finite values")
 
 
 def loss_drop(argv):
-    path, ratio = argv[0], float(argv[1])
-    recs = read_log(path)
-    first = next(r for r in recs if r["type"] == "step")
-    last = [r for r in recs if r["type"] == "epoch"][-1]
+    d, ratio = argv[0], float(argv[1])
+    steps, epochs = read_logs(d)
+    first, last = steps[0], epochs[-1]
     got = last["train_loss"] / first["loss"]
-    print(f"first logged step loss {first['loss']:.4f} (epoch {first['epoch']} step {first['step']}), "
+    print(f"first step loss {first['loss']:.4f} (epoch {first['epoch']} step {first['step']}), "
           f"last epoch ({last['epoch']}) mean train_loss {last['train_loss']:.4f}: ratio {got:.3f} "
           f"(must be < {ratio})")
     if not got < ratio:
-        die(f"{path}: the loss did not fall enough (ratio {got:.3f} >= {ratio})")
+        die(f"{d}: the loss did not fall enough (ratio {got:.3f} >= {ratio})")
     print("ok   loss falls")
 
 
@@ -332,7 +380,7 @@ def same_tensors(argv):
 
 
 CMDS = {
-    "make-idx": make_idx, "make-npy-cases": make_npy_cases, "make-corrupt-st": make_corrupt_st,
+    "make-idx": make_idx, "make-imagefolder": make_imagefolder, "make-npy-cases": make_npy_cases, "make-corrupt-st": make_corrupt_st,
     "log-steps": log_steps, "check-log": check_log, "loss-drop": loss_drop,
     "check-png": check_png, "check-official": check_official, "same-tensors": same_tensors,
 }

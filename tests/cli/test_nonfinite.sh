@@ -8,7 +8,7 @@
 #   2. resuming it in the same folder with --lr 1e30 makes the loss NaN on the first update
 #      after the resume: exit 3, a message saying the loss is not finite and that the last good
 #      checkpoint is kept; every checkpoint file is byte-identical afterwards, no temporary
-#      file is left, log.jsonl stays valid JSON lines (no NaN record);
+#      file is left, log.txt and steps.jsonl stay valid JSON lines (no NaN record);
 #   3. the kept checkpoint still resumes with a sane lr (exit 0);
 #   4. a fresh run with --lr 1e30 --warmup_epochs 0 also exits 3 and writes no checkpoint.
 set -u
@@ -59,11 +59,11 @@ else
 fi
 left=$(find "$OUT" -name '*.tmp*' | head -n 3)
 [[ -z "$left" ]] && ok "no temporary files left" || fail "temporary files left: $left"
-"$PY" "$HELPERS" check-log "$OUT/log.jsonl" || fail "log.jsonl is not valid after the failure"
-if grep -q -i 'nan' "$OUT/log.jsonl"; then
-    fail "log.jsonl holds a NaN record"
+"$PY" "$HELPERS" check-log "$OUT" || fail "log.txt / steps.jsonl not valid after the failure"
+if grep -q -i 'nan' "$OUT/log.txt" "$OUT/steps.jsonl"; then
+    fail "the logs hold a NaN record"
 else
-    ok "log.jsonl holds no NaN record"
+    ok "the logs hold no NaN record"
 fi
 
 run_mae "$WORK/recover" pretrain "${COMMON[@]}" --resume "$OUT/checkpoint-last.safetensors" --output_dir "$OUT"

@@ -6,8 +6,8 @@
 # Tiny model (depth 2, width 64, decoder 32x1), the first 2048 training images, 4 epochs
 # (warmup 1), lr 1e-3, default data location (so reconstruction.png shows test images).
 # Checks:
-#   - exit 0, finishes in < 60 s (not checked under the sanitizers);
-#   - log.jsonl is valid JSON lines (step and epoch records, finite numbers);
+#   - exit 0;
+#   - log.txt (per epoch) and steps.jsonl (per step) are valid JSON lines with finite numbers;
 #   - the loss clearly falls: the last epoch's mean train_loss < 0.5 x the first logged step's
 #     loss (measured: ratio 0.31 with seed 0, at most 0.41 over seeds 0-3; the default blr
 #     gives 0.40-0.54), and every epoch's mean is below the previous one;
@@ -48,18 +48,10 @@ if ((RC != 0)) || [[ -n "$(crash_signature "$WORK/run.err")" ]]; then
 fi
 ok "pretrain: exit 0 in ${secs}s"
 tail -n 3 "$WORK/run.out"
-if [[ "${MAE_TEST_SANITIZE:-0}" == 1 ]]; then
-    echo "note: the 60 s limit is not checked under the sanitizers (took ${secs}s)"
-elif ((ms < 60000)); then
-    ok "finished in < 60 s"
-else
-    fail "took ${secs}s (>= 60 s)"
-fi
-
-"$PY" "$HELPERS" check-log "$OUT/log.jsonl" && pass_count=$((pass_count + 1)) || fail_count=$((fail_count + 1))
+"$PY" "$HELPERS" check-log "$OUT" && pass_count=$((pass_count + 1)) || fail_count=$((fail_count + 1))
 # --print_freq 1: the first logged step is step 0, the loss of the initial weights
-"$PY" "$HELPERS" loss-drop "$OUT/log.jsonl" 0.5 && pass_count=$((pass_count + 1)) || fail_count=$((fail_count + 1))
-losses=$(grep '"type":"epoch"' "$OUT/log.jsonl" | sed 's/.*"train_loss":\([^,]*\),.*/\1/' | tr '\n' ' ')
+"$PY" "$HELPERS" loss-drop "$OUT" 0.5 && pass_count=$((pass_count + 1)) || fail_count=$((fail_count + 1))
+losses=$(sed 's/.*"train_loss": \([^,]*\),.*/\1/' "$OUT/log.txt" | tr '\n' ' ')
 if echo "$losses" | awk '{for (i = 2; i <= NF; i++) if (!($i < $(i-1))) exit 1}'; then
     ok "epoch mean losses decrease every epoch: $losses"
 else
@@ -73,8 +65,8 @@ if [[ -f "$OUT/reconstruction.png" ]]; then
 else
     fail "no reconstruction.png in $OUT"
 fi
-grep -q "reconstruction of $N_IMG test images" "$WORK/run.out" && ok "reconstruction of $N_IMG test images reported" ||
-    fail "no 'reconstruction of $N_IMG test images' line"
+grep -q "reconstruction of $N_IMG held-out images" "$WORK/run.out" && ok "reconstruction of $N_IMG held-out images reported" ||
+    fail "no 'reconstruction of $N_IMG held-out images' line"
 
 for f in checkpoint-last.safetensors checkpoint-3.safetensors; do
     if [[ -f "$OUT/$f" ]]; then

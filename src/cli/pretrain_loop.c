@@ -1,0 +1,196 @@
+/* pretrain_loop.c - the epoch loop of `mae pretrain`: batches from the loader, one trainer step
+ * each, progress (a live bar on a terminal, periodic lines otherwise), log.txt / steps.jsonl,
+ * checkpoints, and SIGINT/SIGTERM -> a resumable checkpoint and a clean exit. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "io/checkpoint.h"
+#include "pretrain.h"
+#include "rng.h"
+
+static volatile sig_atomic_t g_signal = 0;
+
+static void on_signal(int sig) { g_signal = sig; }
+
+/* SA_RESETHAND: a second Ctrl-C kills at once (checkpoint writes are atomic, so a saved
+ * checkpoint is never lost either way). */
+static void install_signals(struct sigaction *old_int, struct sigaction *old_term) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, old_int);
+    sigaction(SIGTERM, &sa, old_term);
+}
+
+void pretrain_state_path(char *out, size_t cap, const char *weights) {
+    size_t n = strlen(weights);
+    const char *ext = ".safetensors";
+    size_t e = strlen(ext);
+    if (n > e && strcmp(weights + n - e, ext) == 0)
+        snprintf(out, cap, "%.*s.state.safetensors", (int)(n - e), weights);
+    else
+        snprintf(out, cap, "%s.state.safetensors", weights);
+}
+
+int pretrain_save(const pretrain_run *r, const char *tag, int epoch, int64_t step,
+                  mae_error *err) {
+    char w[4096], st[4200], done[32], ep[32], stp[32];
+    snprintf(w, sizeof w, "%s/checkpoint-%s.safetensors", r->o->output_dir, tag);
+    pretrain_state_path(st, sizeof st, w);
+    snprintf(done, sizeof done, "%d", step ? epoch : epoch - 1);
+    snprintf(ep, sizeof ep, "%d", epoch);
+    snprintf(stp, sizeof stp, "%lld", (long long)step);
+    const char *meta[] = {"epoch", done, "resume_epoch", ep, "resume_step", stp};
+    if (mae_model_save_meta(r->m, w, meta, 3, err) != MAE_OK) return MAE_ERR;
+    return mae_trainer_save_state(r->t, st, epoch, step, err);
+}
+
+static void fmt_time(char *buf, size_t cap, double s) {
+    long x = s > 0 && s < 1e9 ? (long)s : 0;
+    snprintf(buf, cap, "%ld:%02ld:%02ld", x / 3600, x / 60 % 60, x % 60);
+}
+
+typedef struct progress {
+    int tty;
+    double t_run, t_win, wait_win, t_draw;
+    int64_t done, total, win_imgs;
+} progress;
+
+/* One progress update after step `it` (0-based) of `steps`. */
+static void show(progress *p, const pretrain_run *r, int epoch, int64_t it, int64_t steps,
+                 double loss, double now, double wait_total) {
+    const pretrain_opts *o = r->o;
+    int last = it + 1 == steps;
+    int line_due = (it + 1) % o->print_freq == 0 || last;
+    if (p->tty ? (!last && now - p->t_draw < 0.1) : !line_due) return;
+    double dt = now - p->t_win, ips = dt > 0 ? p->win_imgs / dt : 0;
+    double wait = dt > 0 ? 100.0 * (wait_total - p->wait_win) / dt : 0;
+    if (wait < 0) wait = 0;
+    if (wait > 100) wait = 100;
+    char eta[32];
+    fmt_time(eta, sizeof eta, p->done ? (now - p->t_run) / p->done * (p->total - p->done) : 0);
+    if (p->tty) {
+        char bar[21];
+        int fill = (int)(20 * (it + 1) / steps);
+        for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+        bar[20] = 0;
+        printf("\r\033[Kepoch %d/%d [%s] %lld/%lld loss %.4f lr %.3e %.1f img/s data %.0f%% ETA %s",
+               epoch + 1, o->tc.epochs, bar, (long long)it + 1, (long long)steps, loss,
+               mae_trainer_lr(r->t), ips, wait, eta);
+        if (last) printf("\n");
+    } else {
+        printf("epoch %d/%d step %lld/%lld loss %.4f lr %.3e img/s %.1f data %.0f%% ETA %s\n",
+               epoch + 1, o->tc.epochs, (long long)it + 1, (long long)steps, loss,
+               mae_trainer_lr(r->t), ips, wait, eta);
+    }
+    fflush(stdout);
+    p->t_draw = now;
+    if (line_due || p->tty) {
+        p->t_win = now;
+        p->wait_win = wait_total;
+        p->win_imgs = 0;
+    }
+}
+
+/* The checkpoints at the end of epoch e. */
+static int end_of_epoch(pretrain_run *r, int e, double loss_sum, int64_t nsteps, double secs,
+                        mae_error *err) {
+    const pretrain_opts *o = r->o;
+    fprintf(r->log_epochs, "{\"train_lr\": %.9g, \"train_loss\": %.9g, \"epoch\": %d, "
+                           "\"img_per_s\": %.2f, \"bad_files\": %lld}\n",
+            mae_trainer_lr(r->t), loss_sum / (nsteps > 0 ? nsteps : 1), e,
+            secs > 0 ? (double)nsteps * o->tc.batch_size / secs : 0.0,
+            (long long)mae_loader_bad_files(r->loader));
+    fflush(r->log_epochs);
+    if (pretrain_save(r, "last", e + 1, 0, err) != MAE_OK) return MAE_ERR;
+    if ((e + 1) % o->save_every == 0 || e + 1 == o->tc.epochs) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "%d", e);
+        if (pretrain_save(r, tag, e + 1, 0, err) != MAE_OK) return MAE_ERR;
+    }
+    return MAE_OK;
+}
+
+int pretrain_loop(pretrain_run *r, mae_error *err) {
+    const pretrain_opts *o = r->o;
+    const mae_train_config *tc = &o->tc;
+    int L = mae_config_num_patches(mae_model_config(r->m));
+    int64_t steps = mae_loader_steps(r->loader);
+    float *noise = (float *)mae_xmalloc(sizeof(float) * (size_t)tc->batch_size * L);
+    int end = tc->epochs;
+    if (o->stop_after_epochs > 0 && r->start_epoch + o->stop_after_epochs < end)
+        end = r->start_epoch + o->stop_after_epochs;
+    progress p = {isatty(STDOUT_FILENO), cli_now(), 0, 0, 0, 0, 0, 0};
+    p.total = (int64_t)(end - r->start_epoch) * steps - r->start_step;
+    struct sigaction old_int, old_term;
+    g_signal = 0;
+    install_signals(&old_int, &old_term);
+    int rc = MAE_OK;
+    for (int e = r->start_epoch; e < end && rc == MAE_OK; e++) {
+        int64_t it0 = e == r->start_epoch ? r->start_step : 0;
+        mae_loader_start_epoch(r->loader, e, it0);
+        uint64_t noise_seed = mae_hash4(tc->seed, (uint64_t)e, 0x6e6f697365ull, 0);
+        double sum = 0, t_epoch = cli_now();
+        int64_t nsteps = 0;
+        p.t_win = t_epoch;
+        p.wait_win = mae_loader_wait_seconds(r->loader);
+        p.win_imgs = 0;
+        for (int64_t it = it0; it < steps; it++) {
+            mae_batch b;
+            rc = mae_loader_next(r->loader, &b, err);
+            if (rc != MAE_OK) {
+                if (rc == 1) rc = mae_errf(err, "data loader ended the epoch early");
+                break;
+            }
+            mae_make_noise(noise, b.B, L, noise_seed, b.sample_ids);
+            float loss;
+            rc = mae_trainer_step(r->t, b.imgs, noise, b.B, (double)it / steps + e, &loss, err);
+            if (rc != MAE_OK) break;
+            sum += loss;
+            nsteps++;
+            p.done++;
+            p.win_imgs += b.B;
+            fprintf(r->log_steps, "{\"epoch\":%d,\"step\":%lld,\"update\":%lld,\"loss\":%.9g,"
+                                  "\"lr\":%.9g}\n", e, (long long)it,
+                    (long long)mae_trainer_num_updates(r->t), (double)loss, mae_trainer_lr(r->t));
+            fflush(r->log_steps); /* for live plotting; a few microseconds per step */
+            show(&p, r, e, it, steps, loss, cli_now(), mae_loader_wait_seconds(r->loader));
+            /* on a signal: stop at the end of an accumulation cycle (gradients are not saved) */
+            if (g_signal && mae_trainer_num_micro(r->t) % tc->accum_iter == 0 && it + 1 < steps) {
+                fflush(r->log_steps);
+                if (p.tty) printf("\n");
+                rc = pretrain_save(r, "last", e, it + 1, err);
+                if (rc == MAE_OK) {
+                    printf("%s: saved %s/checkpoint-last.safetensors at epoch %d step %lld; "
+                           "continue with --resume %s/checkpoint-last.safetensors\n",
+                           g_signal == SIGTERM ? "SIGTERM" : "interrupted", o->output_dir, e,
+                           (long long)it + 1, o->output_dir);
+                    rc = PRETRAIN_INTERRUPTED;
+                }
+                break;
+            }
+        }
+        fflush(r->log_steps);
+        if (rc != MAE_OK) break;
+        rc = end_of_epoch(r, e, sum, nsteps, cli_now() - t_epoch, err);
+        int64_t nb = mae_loader_bad_files(r->loader);
+        if (nb > 0) printf("epoch %d: %lld bad file%s skipped so far (warnings above)\n", e + 1,
+                           (long long)nb, nb == 1 ? "" : "s");
+        if (rc == MAE_OK && g_signal && e + 1 < end) {
+            printf("%s: stopped after epoch %d; continue with --resume "
+                   "%s/checkpoint-last.safetensors\n",
+                   g_signal == SIGTERM ? "SIGTERM" : "interrupted", e, o->output_dir);
+            rc = PRETRAIN_INTERRUPTED;
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    free(noise);
+    return rc;
+}
