@@ -70,22 +70,20 @@ void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in
     }
 }
 
-/* dinp (N,C) +=, dw (C) +=, db (C) += ; per-thread partial dw/db reduced in thread order */
+/* dinp (N,C) +=, dw (C) +=, db (C) += . dw/db: partial sums over fixed blocks of LN_ROWS rows,
+ * added in block order, so the result does not depend on the number of threads. */
+#define LN_ROWS 64
 void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, const float *mean,
                             const float *rstd, int N, int C) {
-    int maxt = cpu_max_threads();
-    float *part = cpu_scratch(0, sizeof(float) * 2 * (size_t)C * maxt);
-    int used = 1;
-#pragma omp parallel
-    {
-        int nt = omp_get_num_threads(), it = omp_get_thread_num();
-#pragma omp single
-        used = nt;
-        float *pdw = part + (size_t)it * 2 * C, *pdb = pdw + C;
+    int nblk = (N + LN_ROWS - 1) / LN_ROWS;
+    float *part = cpu_scratch(0, sizeof(float) * 2 * (size_t)C * (nblk > 0 ? nblk : 1));
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nblk; k++) {
+        float *pdw = part + (size_t)k * 2 * C, *pdb = pdw + C;
         memset(pdw, 0, sizeof(float) * 2 * C);
-#pragma omp for schedule(static)
-        for (int i = 0; i < N; i++) {
+        int i1 = (k + 1) * LN_ROWS < N ? (k + 1) * LN_ROWS : N;
+        for (int i = k * LN_ROWS; i < i1; i++) {
             const float *x = inp + (size_t)i * C, *g = dout + (size_t)i * C;
             float *dx = dinp + (size_t)i * C;
             float m = mean[i], r = rstd[i];
@@ -107,12 +105,16 @@ void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout
             }
         }
     }
-    for (int t = 0; t < used; t++) {
-        const float *pdw = part + (size_t)t * 2 * C, *pdb = pdw + C;
-        for (int c = 0; c < C; c++) {
-            dw[c] += pdw[c];
-            db[c] += pdb[c];
+    /* block order; columns split over threads */
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float sw = 0.0f, sb = 0.0f;
+        for (int k = 0; k < nblk; k++) {
+            sw += part[(size_t)k * 2 * C + c];
+            sb += part[(size_t)k * 2 * C + C + c];
         }
+        dw[c] += sw;
+        db[c] += sb;
     }
 }
 
@@ -192,24 +194,20 @@ void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr,
     }
 }
 
-/* sum of squares in double; per-thread partials summed in thread order (deterministic) */
+/* sum of squares in double over fixed chunks (at most 256, sized from n alone) added in chunk
+ * order: the same result at any number of threads */
 double cpu_sumsq(const float *x, size_t n) {
     double part[256];
-    int used = 1;
-#pragma omp parallel
-    {
-        int nt = omp_get_num_threads(), it = omp_get_thread_num();
-        if (nt > 256) nt = 256;
-#pragma omp single
-        used = nt;
+    size_t chunk = n / 256 + 1 > ((size_t)1 << 14) ? n / 256 + 1 : ((size_t)1 << 14);
+    int nch = (int)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nch; k++) {
+        size_t i0 = (size_t)k * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
         double s = 0.0;
-        if (it < 256) {
-            size_t chunk = (n + nt - 1) / nt, i0 = it * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
-            for (size_t i = i0; i < i1; i++) s += (double)x[i] * x[i];
-            part[it] = s;
-        }
+        for (size_t i = i0; i < i1; i++) s += (double)x[i] * x[i];
+        part[k] = s;
     }
     double s = 0.0;
-    for (int t = 0; t < used; t++) s += part[t];
+    for (int k = 0; k < nch; k++) s += part[k];
     return s;
 }
