@@ -30,6 +30,22 @@ static void format_value(char *buf, size_t cap, const arg_spec *s) {
     }
 }
 
+void args_print_values(const arg_spec *specs, int n, FILE *f) {
+    int col = 0;
+    for (int i = 0; i < n; i++) {
+        char v[256], item[320];
+        format_value(v, sizeof v, &specs[i]);
+        int len = snprintf(item, sizeof item, " --%s %s", specs[i].name, v[0] ? v : "''");
+        if (col > 0 && col + len > 100) {
+            fprintf(f, "\n");
+            col = 0;
+        }
+        fputs(col ? item : item + 1, f);
+        col += col ? len : len - 1;
+    }
+    fprintf(f, "\n");
+}
+
 void args_help(const arg_spec *specs, int n, const char *cmd, const char *summary) {
     printf("usage: mae %s [flags]\n%s\n\nflags (--a_b and --a-b are the same flag):\n", cmd, summary);
     for (int i = 0; i < n; i++) {

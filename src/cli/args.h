@@ -2,6 +2,8 @@
 #ifndef MAE_CLI_ARGS_H
 #define MAE_CLI_ARGS_H
 
+#include <stdio.h>
+
 #include "mae.h"
 
 typedef enum { ARG_INT, ARG_U64, ARG_FLOAT, ARG_DOUBLE, ARG_STR, ARG_FLAG } arg_type;
@@ -23,6 +25,8 @@ int args_parse(arg_spec *specs, int n, int argc, char **argv, int first, const c
 /* Prints every flag with its help and, unless the help text already states one, its default
  * (the current value of the flag). */
 void args_help(const arg_spec *specs, int n, const char *cmd, const char *summary);
+/* Prints "--name value" for every flag (flags as on/off), wrapped at about 100 columns. */
+void args_print_values(const arg_spec *specs, int n, FILE *f);
 const arg_spec *args_find(const arg_spec *specs, int n, const char *name);
 
 #endif

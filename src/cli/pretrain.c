@@ -189,10 +189,9 @@ static int resume_from(pretrain_run *r, const char *path, mae_error *err) {
 static void print_config(const pretrain_opts *o, const arg_spec *s, int ns, const char *model_name,
                          const mae_model *m, const pretrain_run *r) {
     const mae_config *c = mae_model_config(m);
-    printf("mae pretrain %s\nflags:", MAE_VERSION_STRING);
-    for (int i = 0; i < ns; i++)
-        if (s[i].seen) printf(" --%s", s[i].name);
-    printf("\ndata: %s\n", r->ds->desc);
+    printf("mae pretrain %s; config:\n", MAE_VERSION_STRING);
+    args_print_values(s, ns, stdout);
+    printf("data: %s\n", r->ds->desc);
     printf("model %s: %.2fM trainable params, input %dx%dx%d, %d patches, %d visible (mask_ratio "
            "%g), norm_pix_loss %d\n", model_name, mae_num_params(m, 1) / 1e6, c->in_chans,
            c->img_size, c->img_size, mae_config_num_patches(c), mae_config_len_keep(c),
@@ -263,6 +262,12 @@ int cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "mae pretrain: %s\n", err.msg);
         return 2;
     }
+    /* the model flags now show the values in use (for the config print) */
+    o.mf.input_size = cfg.img_size, o.mf.patch_size = cfg.patch_size, o.mf.in_chans = cfg.in_chans;
+    o.mf.embed_dim = cfg.embed_dim, o.mf.depth = cfg.depth, o.mf.num_heads = cfg.num_heads;
+    o.mf.decoder_embed_dim = cfg.decoder_embed_dim, o.mf.decoder_depth = cfg.decoder_depth;
+    o.mf.decoder_num_heads = cfg.decoder_num_heads, o.mf.mlp_ratio = cfg.mlp_ratio;
+    o.mf.mask_ratio = cfg.mask_ratio, o.mf.norm_pix_loss = cfg.norm_pix_loss;
     if (o.threads > 0) mae_set_num_threads(o.threads);
     pretrain_run r = {.o = &o, .start_epoch = o.start_epoch};
     int code = 1;

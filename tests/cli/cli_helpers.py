@@ -6,6 +6,7 @@ failed check (2 on bad usage).
   make-idx DIR N [--gz] [--side S]     IDX images (and labels) with N random SxS images
   make-imagefolder DIR N               ImageFolder DIR/<class>/ of N real-photo crops (JPEG, PNG in
                                        several modes) plus bad files (see make_imagefolder)
+  tty-run OUT CMD...                    runs CMD on a pseudo-terminal, its output to OUT; exits with its code
   make-npy-cases DIR C H L             .npy inputs for `mae reconstruct` error cases
   make-corrupt-st SRC DIR              corrupt variants of a safetensors file
   log-steps DIR OUT                    the records of DIR/steps.jsonl as exact strings
@@ -100,6 +101,26 @@ def make_imagefolder(argv):
     open(os.path.join(d, "class_a", "zz_text.jpg"), "w").write("this is not a JPEG\n")
     open(os.path.join(d, "class_a", "notes.txt"), "w").write("not an image extension\n")
     print(f"wrote {n} images (+3 bad files, 1 non-image) in 3 classes to {d}; {len(good)} bytes first")
+
+
+def tty_run(argv):
+    import pty
+    out, cmd = argv[0], argv[1:]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvp(cmd[0], cmd)
+    buf = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    _, status = os.waitpid(pid, 0)
+    open(out, "wb").write(buf)
+    sys.exit(os.waitstatus_to_exitcode(status))
 
 
 def make_npy_cases(argv):
@@ -380,7 +401,7 @@ def same_tensors(argv):
 
 
 CMDS = {
-    "make-idx": make_idx, "make-imagefolder": make_imagefolder, "make-npy-cases": make_npy_cases, "make-corrupt-st": make_corrupt_st,
+    "make-idx": make_idx, "make-imagefolder": make_imagefolder, "tty-run": tty_run, "make-npy-cases": make_npy_cases, "make-corrupt-st": make_corrupt_st,
     "log-steps": log_steps, "check-log": check_log, "loss-drop": loss_drop,
     "check-png": check_png, "check-official": check_official, "same-tensors": same_tensors,
 }

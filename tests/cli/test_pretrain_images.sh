@@ -58,6 +58,21 @@ else
     fail "reconstruction.png: $sz"
 fi
 
+echo "== progress: a live bar on a terminal, plain lines otherwise"
+"$PY" "$HELPERS" tty-run "$WORK/tty.out" "$MAE" pretrain "${COMMON[@]}" --epochs 1 --num_workers 1 \
+    --recon_images 0 --output_dir "$WORK/tty"
+rc=$?
+if ((rc == 0)) && grep -q $'\r\e\[Kepoch 1/1 \[####################\] 7/7 loss .* img/s data [0-9]*% ETA' "$WORK/tty.out"; then
+    ok "terminal: live progress bar redrawn in place ($(grep -o $'\r\e\[K' "$WORK/tty.out" | wc -l) redraws)"
+else
+    fail "terminal: no progress bar (exit $rc): $(tail -c 300 "$WORK/tty.out" | cat -v)"
+fi
+if grep -q '^epoch 2/2 step 7/7 loss .* img/s .* data [0-9]*% ETA' "$WORK/run.out" && ! grep -q $'\r' "$WORK/run.out"; then
+    ok "not a terminal: plain progress lines ($(grep -m1 '^epoch 2/2 step 7/7' "$WORK/run.out"))"
+else
+    fail "not a terminal: no plain progress lines: $(tail -n 2 "$WORK/run.out")"
+fi
+
 echo "== --strict"
 expect_fail strict '^mae pretrain: .*zz_(truncated|empty|text).*strict' pretrain "${COMMON[@]}" --epochs 1 --strict --output_dir "$WORK/strict"
 
