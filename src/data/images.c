@@ -30,9 +30,11 @@ void mae_image_opts_default(mae_image_opts *o, int size, int chans) {
 }
 
 /* The smallest JPEG DCT scale n/8 at which the (w x h) crop still has >= size pixels on both
- * sides, so the resize only ever shrinks what it would have shrunk anyway. */
+ * sides, so the resize only ever shrinks what it would have shrunk anyway. Only 1/8, 1/4 and
+ * 1/2: libjpeg-turbo has SIMD code for those and for 8/8, while its 3/8..7/8 IDCTs are plain C
+ * and measured slower than a full-size decode (bench/run_loader_bench.sh). */
 static int pick_scale(int w, int h, int size) {
-    for (int n = 1; n < 8; n++)
+    for (int n = 1; n < 8; n *= 2)
         if ((int64_t)w * n >= (int64_t)size * 8 && (int64_t)h * n >= (int64_t)size * 8) return n;
     return 8;
 }
