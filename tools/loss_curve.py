@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
-"""Summarise a `mae pretrain` log.jsonl as a markdown loss curve: one row per epoch (mean train
-loss, lr at the end) and the step losses averaged over tenths of each epoch.
-Usage: python3 tools/loss_curve.py output_dir/log.jsonl"""
+"""Summarise a `mae pretrain` run as a markdown loss curve: one row per epoch (mean train loss and
+lr at the end, from output_dir/log.txt) and the step losses averaged over tenths of each epoch
+(from steps.jsonl).
+Usage: python3 tools/loss_curve.py [output_dir [log_dir]]"""
 import json
+import os
 import sys
 
 
-def main(path):
-    steps, epochs = {}, []
-    with open(path) as f:
+def main(out_dir, log_dir):
+    steps = {}
+    with open(os.path.join(log_dir, "steps.jsonl")) as f:
         for line in f:
             r = json.loads(line)
-            if r["type"] == "step":
-                steps.setdefault(r["epoch"], []).append(r["loss"])
-            elif r["type"] == "epoch":
-                epochs.append(r)
+            steps.setdefault(r["epoch"], []).append(r["loss"])
+    with open(os.path.join(out_dir, "log.txt")) as f:
+        epochs = [json.loads(line) for line in f]
     print("| epoch | mean train loss | lr at end | step losses by tenth of the epoch |")
     print("|---|---|---|---|")
     for r in epochs:
@@ -26,4 +27,5 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "output_dir/log.jsonl")
+    out = sys.argv[1] if len(sys.argv) > 1 else "output_dir"
+    main(out, sys.argv[2] if len(sys.argv) > 2 else out)

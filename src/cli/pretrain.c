@@ -2,6 +2,7 @@
  * scaling rule, the dataset and loader, resume, and the final reconstruction picture. The
  * epoch loop is in pretrain_loop.c. */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -85,7 +86,8 @@ static int check_opts(const pretrain_opts *o, mae_error *err) {
  * augmentation at the model's input size and channels. */
 static mae_dataset *open_data(const pretrain_opts *o, const mae_config *cfg, int train,
                               int augment, mae_error *err) {
-    const char *path = o->data_path ? o->data_path : MAE_FASHION_MNIST_DIR;
+    const char *def = getenv("MAE_FASHION_MNIST_DIR"); /* tests point it elsewhere */
+    const char *path = o->data_path ? o->data_path : def && *def ? def : MAE_FASHION_MNIST_DIR;
     struct stat st;
     if (!o->data_path && stat(path, &st) != 0) {
         mae_errf(err, "no --data_path given and Fashion-MNIST is not installed in %s; install it "

@@ -173,6 +173,9 @@ expect_fail data_corrupt_labels 'labels file .*train-labels-idx1-ubyte.gz' pretr
 expect_fail data_label_count '5 labels but .* has 256 images' pretrain "${M[@]}" --data_path "$WORK/count_mismatch"
 expect_fail data_zero_images 'dimension 0 is 0 \(no samples\)' pretrain "${M[@]}" --data_path "$WORK/zero_images"
 expect_fail data_trailing 'unexpected data after' pretrain "${M[@]}" --data_path "$WORK/trailing"
+MAE_FASHION_MNIST_DIR="$WORK/no_fmnist_here" expect_fail default_data_missing \
+    'no --data_path given and Fashion-MNIST is not installed in .*/no_fmnist_here; install it with `sudo apt-get install dataset-fashion-mnist`' \
+    pretrain "${M[@]}"
 # (28x28 data with --input_size 32 is not an error: RandomResizedCrop resizes, as official)
 expect_fail num_samples_below_batch '10 samples per process, fewer than one batch \(--batch_size 64\)' pretrain "${M[@]}" --data_path "$D" --num_samples 10
 expect_fail batch_above_dataset '256 samples per process, fewer than one batch \(--batch_size 512\)' pretrain "${M[@]}" --data_path "$D" --batch_size 512
