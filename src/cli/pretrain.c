@@ -130,8 +130,16 @@ static int write_recon(const pretrain_opts *o, mae_model *m, mae_error *err) {
     const mae_config *c = mae_model_config(m);
     int n = o->recon_images < mae_model_max_batch(m) ? o->recon_images : mae_model_max_batch(m);
     mae_error e2;
-    /* the held-out split when there is one (val/, t10k, test_batch), else the training data */
-    mae_dataset *ds = open_data(o, c, 0, 0, &e2);
+    /* the held-out split when there is one (val/ beside train/, t10k, test_batch), else the
+     * training images (not augmented) */
+    const char *root = o->data_path ? o->data_path : getenv("MAE_FASHION_MNIST_DIR");
+    if (!root || !*root) root = MAE_FASHION_MNIST_DIR;
+    char sub[4096];
+    snprintf(sub, sizeof sub, "%s/train", root);
+    struct stat st;
+    int split = mae_source_idx_probe(root) || mae_source_cifar_probe(root) ||
+                (stat(sub, &st) == 0 && S_ISDIR(st.st_mode));
+    mae_dataset *ds = split ? open_data(o, c, 0, 0, &e2) : NULL;
     int held_out = ds != NULL;
     if (!ds && !(ds = open_data(o, c, 1, 0, err))) return MAE_ERR;
     int L = mae_config_num_patches(c), P = mae_config_patch_dim(c);

@@ -1,4 +1,5 @@
-/* dataset.c - generic dataset helpers, the epoch permutation and the synthetic dataset. */
+/* dataset.c - generic dataset helpers, the epoch permutation, the synthetic dataset and the
+ * normalisation constants. */
 #include "dataset.h"
 
 #include <stdio.h>
@@ -109,3 +110,18 @@ mae_dataset *mae_dataset_synthetic(int n, int C, int H, int W, uint64_t seed) {
              (unsigned long long)seed, n, C, H, W);
     return ds;
 }
+
+void mae_norm_constants(int chans, float *mean, float *std) {
+    static const float im_mean[3] = {0.485f, 0.456f, 0.406f};
+    static const float im_std[3] = {0.229f, 0.224f, 0.225f};
+    for (int c = 0; c < chans; c++) {
+        if (chans == 3) {
+            mean[c] = im_mean[c];
+            std[c] = im_std[c];
+        } else { /* per-channel average of the ImageNet constants */
+            mean[c] = 0.449f;
+            std[c] = 0.226f;
+        }
+    }
+}
+

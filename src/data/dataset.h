@@ -3,7 +3,7 @@
  * A dataset is a random-access collection of n samples, each a normalised float32 image of
  * shape (C,H,W) plus an integer label (-1 when unknown). Implementations:
  *   - mae_dataset_synthetic: deterministic random images (benchmarks, tests);
- *   - mae_dataset_idx / mae_dataset_mnist_dir: MNIST / Fashion-MNIST IDX files (idx.c).
+ *   - mae_dataset_idx / mae_dataset_mnist_dir: MNIST / Fashion-MNIST IDX files (idx_source.c).
  * A later image-folder pipeline implements the same struct.
  *
  * Thread safety: get() of the datasets in this directory only reads shared state, so it may be
@@ -71,7 +71,7 @@ void mae_dataset_limit(mae_dataset *ds, int n);
  * labels in 0..9, derived only from (seed, idx). Returns NULL if a size is not positive. */
 mae_dataset *mae_dataset_synthetic(int n, int C, int H, int W, uint64_t seed);
 
-/* ------------------------------------------------------------------ IDX (idx.c) */
+/* ------------------------------------------------------------------ IDX (idx_source.c) */
 
 /* Reads an IDX3 ubyte images file (gzip-compressed or raw: zlib's gzread handles both) and
  * optionally the IDX1 ubyte labels file (labels_path may be NULL: labels are then -1).
