@@ -12,16 +12,8 @@
 #include "data/dataset.h"
 #include "io/png.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                            \
-    do {                                                            \
-        if (!(cond)) {                                              \
-            failures++;                                             \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-            printf(__VA_ARGS__);                                    \
-            printf("\n");                                           \
-        }                                                           \
-    } while (0)
+#include "check.h"
+
 
 static char tmpdir[64];
 static char *tp(char *buf, const char *name) { /* buf has 256 bytes */
@@ -445,6 +437,5 @@ int main(void) {
     char b[256];
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) remove(tp(b, names[i]));
     if (rmdir(tmpdir) != 0) { printf("FAIL: %s not empty after the tests\n", tmpdir); failures++; }
-    printf(failures ? "test_data: %d FAILURES\n" : "test_data: all passed\n", failures);
-    return failures ? 1 : 0;
+    return check_summary("test_data");
 }

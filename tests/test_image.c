@@ -19,16 +19,8 @@
 
 #include "data/image.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                 \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
+
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -915,10 +907,5 @@ int main(void) {
             free(files[f].p);
     }
     free(pic);
-    if (failures) {
-        printf("test_image: %d failures\n", failures);
-        return 1;
-    }
-    printf("test_image: all passed\n");
-    return 0;
+    return check_summary("test_image");
 }

@@ -10,18 +10,8 @@
 #include "common.h"
 #include "data/loader.h"
 
-static int g_fail = 0, g_pass = 0;
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (cond) {                                        \
-            g_pass++;                                      \
-        } else {                                           \
-            g_fail++;                                      \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);    \
-            printf(__VA_ARGS__);                           \
-            printf("\n");                                  \
-        }                                                  \
-    } while (0)
+#include "check.h"
+
 
 #define C_ 2
 #define H_ 3
@@ -295,6 +285,5 @@ int main(void) {
     test_restart_mid_epoch();
     test_bad_samples();
     test_no_good_sample();
-    printf("test_loader: %d passed, %d failed\n", g_pass, g_fail);
-    return g_fail ? 1 : 0;
+    return check_summary("test_loader");
 }

@@ -8,17 +8,8 @@
 
 #include "mae.h"
 
-static int g_fail = 0, g_checks = 0;
-#define CHECK(cond, ...)                                        \
-    do {                                                        \
-        g_checks++;                                             \
-        if (!(cond)) {                                          \
-            g_fail++;                                           \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);         \
-            printf(__VA_ARGS__);                                \
-            printf("\n");                                       \
-        }                                                       \
-    } while (0)
+#include "check.h"
+
 
 static mae_config small_cfg(void) {
     mae_config c;
@@ -264,6 +255,5 @@ int main(void) {
     test_memory();
     test_masking();
     test_schedule();
-    printf("test_model: %d checks, %d failed\n", g_checks, g_fail);
-    return g_fail ? 1 : 0;
+    return check_summary("test_model");
 }

@@ -13,16 +13,8 @@
 
 #include "data/source.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                           \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            failures++;                                            \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            printf(__VA_ARGS__);                                   \
-            printf("\n");                                          \
-        }                                                          \
-    } while (0)
+#include "check.h"
+
 
 static char tmp[256];
 static char *tp(const char *rel) { /* tmp/rel in one of 8 rotating buffers */
@@ -400,6 +392,5 @@ int main(void) {
         printf("FAIL: cannot remove %s\n", tmp);
         failures++;
     }
-    printf(failures ? "test_source: %d FAILURES\n" : "test_source: all passed\n", failures);
-    return failures ? 1 : 0;
+    return check_summary("test_source");
 }

@@ -11,16 +11,8 @@
 #include "data/transform.h"
 #include "rng.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                           \
-    do {                                                           \
-        if (!(cond)) {                                             \
-            failures++;                                            \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            printf(__VA_ARGS__);                                   \
-            printf("\n");                                          \
-        }                                                          \
-    } while (0)
+#include "check.h"
+
 
 static int box_inside(const mae_crop *b, int W, int H) {
     return b->width > 0 && b->height > 0 && b->left >= 0 && b->top >= 0 &&
@@ -167,10 +159,5 @@ int main(void) {
     test_flip(&ws);
     test_random_crops(&ws);
     mae_buf_free(&ws);
-    if (failures) {
-        printf("test_transform: %d FAILED\n", failures);
-        return 1;
-    }
-    printf("test_transform: all passed\n");
-    return 0;
+    return check_summary("test_transform");
 }
