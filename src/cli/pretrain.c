@@ -82,12 +82,17 @@ static int check_opts(const pretrain_opts *o, mae_error *err) {
     return mae_train_config_validate(&o->tc, err);
 }
 
-/* The training data: --data_path (or Debian's Fashion-MNIST) through the official
- * augmentation at the model's input size and channels. */
+/* --data_path, else $MAE_FASHION_MNIST_DIR (tests point it elsewhere), else Debian's folder. */
+static const char *data_root(const pretrain_opts *o) {
+    const char *def = getenv("MAE_FASHION_MNIST_DIR");
+    return o->data_path ? o->data_path : def && *def ? def : MAE_FASHION_MNIST_DIR;
+}
+
+/* The training data (or, train == 0, the held-out split) through the official augmentation
+ * (augment != 0) or a plain resize, at the model's input size and channels. */
 static mae_dataset *open_data(const pretrain_opts *o, const mae_config *cfg, int train,
                               int augment, mae_error *err) {
-    const char *def = getenv("MAE_FASHION_MNIST_DIR"); /* tests point it elsewhere */
-    const char *path = o->data_path ? o->data_path : def && *def ? def : MAE_FASHION_MNIST_DIR;
+    const char *path = data_root(o);
     struct stat st;
     if (!o->data_path && stat(path, &st) != 0) {
         mae_errf(err, "no --data_path given and Fashion-MNIST is not installed in %s; install it "
@@ -132,8 +137,7 @@ static int write_recon(const pretrain_opts *o, mae_model *m, mae_error *err) {
     mae_error e2;
     /* the held-out split when there is one (val/ beside train/, t10k, test_batch), else the
      * training images (not augmented) */
-    const char *root = o->data_path ? o->data_path : getenv("MAE_FASHION_MNIST_DIR");
-    if (!root || !*root) root = MAE_FASHION_MNIST_DIR;
+    const char *root = data_root(o);
     char sub[4096];
     snprintf(sub, sizeof sub, "%s/train", root);
     struct stat st;

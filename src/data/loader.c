@@ -144,7 +144,7 @@ static void *worker_main(void *arg) {
         }
         int64_t pos = l->next_pos++;
         int64_t s = b % l->Q;
-        if (pos % B == 0 || l->slot_batch[s] != b) {
+        if (pos % B == 0) { /* the first sample of batch b opens its slot */
             l->slot_batch[s] = b;
             l->slot_left[s] = batch_len(l, b);
         }
