@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -13,16 +14,27 @@
 #include "rng.h"
 
 static volatile sig_atomic_t g_signal = 0;
+static struct timespec g_first; /* when g_signal was set */
 
-static void on_signal(int sig) { g_signal = sig; }
+/* The first SIGINT/SIGTERM asks the loop to save and stop. The same signal often arrives twice
+ * at once (sent to the process and to its process group, as `timeout` and job schedulers do):
+ * a repeat within 2 s is ignored; a later one ends the process at once (_exit is
+ * async-signal-safe, and the checkpoint files are replaced atomically, so none is lost). */
+static void on_signal(int sig) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!g_signal) {
+        g_first = now;
+        g_signal = sig;
+    } else if (now.tv_sec - g_first.tv_sec >= 2) {
+        _exit(128 + sig);
+    }
+}
 
-/* SA_RESETHAND: a second Ctrl-C kills at once (checkpoint writes are atomic, so a saved
- * checkpoint is never lost either way). */
 static void install_signals(struct sigaction *old_int, struct sigaction *old_term) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, old_int);
     sigaction(SIGTERM, &sa, old_term);
