@@ -76,6 +76,16 @@ const mae_config *mae_model_config(const mae_model *m);
 int mae_model_max_batch(const mae_model *m);
 /* Bytes of the parameter buffer (gradients are the same size) and of all activations; the
  * encoder's share is sized for the visible tokens only (1 + len_keep). */
+/* Where a training step's time goes: host wall-clock seconds per phase, summed over the calls
+ * since the model was created or mae_phase_reset. Encoder: masking, patch embedding, encoder
+ * blocks and norm; decoder: through decoder_pred; loss: the target and the loss; backward: the
+ * whole backward pass; optimizer: AdamW and zeroing the gradients (mae_trainer_step). */
+enum { MAE_PHASE_ENCODER, MAE_PHASE_DECODER, MAE_PHASE_LOSS, MAE_PHASE_BACKWARD,
+       MAE_PHASE_OPTIMIZER, MAE_NUM_PHASES };
+void mae_phase_seconds(const mae_model *m, double out[MAE_NUM_PHASES]);
+void mae_phase_reset(mae_model *m);
+const char *mae_phase_name(int phase); /* "encoder", ..., "optimizer" */
+
 void mae_model_memory(const mae_model *m, size_t *param_bytes, size_t *act_bytes,
                       size_t *enc_act_bytes, size_t *dec_act_bytes);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mae.h"
 
@@ -248,8 +249,53 @@ static void test_schedule(void) {
     mae_model_free(m);
 }
 
+/* The phase times: every phase of a training step is timed, none twice, and their sum fits
+ * inside the wall time around the steps. */
+static void test_phases(void) {
+    mae_config c = small_cfg();
+    mae_error e;
+    mae_model *m = mae_model_create(&c, 4, "cpu", &e);
+    mae_model_init(m, 1);
+    mae_train_config tc;
+    mae_train_config_default(&tc);
+    tc.batch_size = 4;
+    tc.accum_iter = 2;
+    mae_trainer *t = mae_trainer_create(m, &tc, &e);
+    size_t npix = (size_t)4 * c.in_chans * c.img_size * c.img_size;
+    float *imgs = calloc(npix, sizeof(float));
+    for (size_t i = 0; i < npix; i++) imgs[i] = (float)(i % 7) - 3.0f;
+    double ph[MAE_NUM_PHASES], sum = 0;
+    mae_phase_reset(m);
+    mae_phase_seconds(m, ph);
+    for (int k = 0; k < MAE_NUM_PHASES; k++) sum += ph[k];
+    CHECK(sum == 0, "phases after reset: %g", sum);
+    struct timespec a, b;
+    timespec_get(&a, TIME_UTC);
+    float loss;
+    mae_trainer_step(t, imgs, NULL, 4, 0.0, &loss, &e);
+    mae_phase_seconds(m, ph);
+    CHECK(ph[MAE_PHASE_OPTIMIZER] == 0, "no optimizer step after 1 of 2 accumulation steps: %g",
+          ph[MAE_PHASE_OPTIMIZER]);
+    mae_trainer_step(t, imgs, NULL, 4, 0.0, &loss, &e);
+    timespec_get(&b, TIME_UTC);
+    double wall = (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9;
+    mae_phase_seconds(m, ph);
+    sum = 0;
+    for (int k = 0; k < MAE_NUM_PHASES; k++) {
+        CHECK(ph[k] > 0, "phase %s was not timed", mae_phase_name(k));
+        sum += ph[k];
+    }
+    CHECK(sum <= wall + 1e-3, "phases sum to %g s but the steps took %g s", sum, wall);
+    CHECK(!strcmp(mae_phase_name(MAE_PHASE_BACKWARD), "backward") && !strcmp(mae_phase_name(99), "?"),
+          "phase names");
+    free(imgs);
+    mae_trainer_free(t);
+    mae_model_free(m);
+}
+
 int main(void) {
     mae_set_num_threads(2);
+    test_phases();
     test_config();
     test_table();
     test_memory();

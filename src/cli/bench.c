@@ -1,4 +1,5 @@
-/* bench.c - `mae bench`: training throughput on synthetic input (like llama-bench). */
+/* bench.c - `mae bench`: training throughput on synthetic input (like llama-bench), with the
+ * time per phase (encoder, decoder, loss, backward, optimizer). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,7 +66,10 @@ int cmd_bench(int argc, char **argv) {
     float loss = 0;
     uint64_t *ids = mae_xmalloc(sizeof(uint64_t) * batch);
     for (int it = 0; it < warmup + steps; it++) {
-        if (it == warmup) t0 = cli_now();
+        if (it == warmup) {
+            t0 = cli_now();
+            mae_phase_reset(m);
+        }
         for (int b = 0; b < batch; b++) ids[b] = (uint64_t)it * batch + b;
         mae_make_noise(noise, batch, L, 0, ids);
         if (mae_trainer_step(t, imgs, noise, batch, 1.0, &loss, &err) != MAE_OK) {
@@ -85,6 +89,14 @@ int cmd_bench(int argc, char **argv) {
            pb / 1e6, pb / 1e6, 2 * pb / 1e6, ab / 1e6, eb / 1e6, 1 + mae_config_len_keep(&cfg), 1 + L);
     printf("bench: model=%s batch=%d threads=%d steps=%d img/s=%.2f ms/step=%.2f gflops=%.1f loss=%.4f\n",
            mf.model, batch, mae_get_num_threads(), steps, ips, 1e3 * dt / steps, gflops, (double)loss);
+    double ph[MAE_NUM_PHASES], in_phases = 0;
+    mae_phase_seconds(m, ph);
+    printf("phases (ms/step):");
+    for (int k = 0; k < MAE_NUM_PHASES; k++) {
+        printf(" %s %.2f (%.0f%%)", mae_phase_name(k), 1e3 * ph[k] / steps, 100 * ph[k] / dt);
+        in_phases += ph[k];
+    }
+    printf(" other %.2f (%.0f%%)\n", 1e3 * (dt - in_phases) / steps, 100 * (dt - in_phases) / dt);
     free(ids);
     free(imgs);
     free(noise);

@@ -1,6 +1,8 @@
 /* pass.c - the MAE forward and backward passes, written once against the backend ops table. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "model.h"
 #include "rng.h"
@@ -120,6 +122,24 @@ static void random_masking(mae_model *m, const float *noise, int B, int K) {
 
 /* ------------------------------------------------------------------ forward / backward */
 
+double mae_clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void mae_phase_seconds(const mae_model *m, double out[MAE_NUM_PHASES]) {
+    memcpy(out, m->phase_s, sizeof m->phase_s);
+}
+
+void mae_phase_reset(mae_model *m) { memset(m->phase_s, 0, sizeof m->phase_s); }
+
+const char *mae_phase_name(int phase) {
+    static const char *const names[MAE_NUM_PHASES] = {"encoder", "decoder", "loss", "backward",
+                                                      "optimizer"};
+    return phase >= 0 && phase < MAE_NUM_PHASES ? names[phase] : "?";
+}
+
 int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, double mask_ratio,
                 float *loss, mae_error *err) {
     const mae_config *c = &m->cfg;
@@ -138,6 +158,7 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
         mae_make_noise(m->h_noise, B, L, 0, NULL);
         noise = m->h_noise;
     }
+    double t0 = mae_clock(), t1, t2;
     m->B = B;
     m->K = K;
     int D = c->embed_dim, Dd = c->decoder_embed_dim, Te = 1 + K, Td = 1 + L;
@@ -156,6 +177,9 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
     be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, enc_out, m->w.norm_w,
                           m->w.norm_b, B * Te, D);
 
+    t1 = mae_clock();
+    m->phase_s[MAE_PHASE_ENCODER] += t1 - t0;
+
     /* decoder on all tokens */
     be->matmul_forward(m->decx, m->enc.lnf, m->w.dec_embed_w, m->w.dec_embed_b, B * Te, D, Dd);
     be->unshuffle(m->dec.res, m->decx, m->w.mask_token, m->w.dec_pos_embed, m->ids_restore, B, L,
@@ -166,9 +190,12 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
                           m->w.dec_norm_b, B * Td, Dd);
     be->matmul_forward(m->pred, m->dec.lnf, m->w.pred_w, m->w.pred_b, B * Td, Dd, P);
 
+    t2 = mae_clock();
+    m->phase_s[MAE_PHASE_DECODER] += t2 - t1;
     be->patchify(m->target, m->imgs, B, c->in_chans, c->img_size, c->img_size, c->patch_size);
     m->loss = be->mae_loss(NULL, m->pred, m->target, m->mask, B, L, P, c->norm_pix_loss, 0.0f);
     if (loss) *loss = m->loss;
+    m->phase_s[MAE_PHASE_LOSS] += mae_clock() - t2;
     return MAE_OK;
 }
 
@@ -178,6 +205,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     int B = m->B, K = m->K, L = m->L, P = m->P, D = c->embed_dim, Dd = c->decoder_embed_dim;
     int Te = 1 + K, Td = 1 + L, Cpp = c->in_chans * c->patch_size * c->patch_size;
     MAE_ASSERT(B > 0 && "mae_backward without a forward");
+    double t0 = mae_clock();
 
     be->zero(m->dpred, sizeof(float) * B * Td * P);
     be->mae_loss(m->dpred, m->pred, m->target, m->mask, B, L, P, c->norm_pix_loss, loss_scale);
@@ -209,6 +237,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     be->embed_tokens_backward(dembk, m->g.cls_token, m->enc.G, B, K, D);
     be->matmul_backward(NULL, m->g.patch_w, m->g.patch_b, dembk, m->colsk, m->w.patch_w, B * K,
                         Cpp, D);
+    m->phase_s[MAE_PHASE_BACKWARD] += mae_clock() - t0;
 }
 
 /* ------------------------------------------------------------------ outputs */

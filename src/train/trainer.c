@@ -123,8 +123,10 @@ int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int 
     mae_backward(t->m, 1.0f / accum);
     t->micro++;
     if (t->micro % accum == 0) {
+        double t0 = mae_clock();
         adamw_step(t);
         mae_zero_grad(t->m);
+        t->m->phase_s[MAE_PHASE_OPTIMIZER] += mae_clock() - t0;
     }
     return MAE_OK;
 }
