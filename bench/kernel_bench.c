@@ -9,15 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "backend.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "common.h"
 
 static float *rnd(size_t n, unsigned seed, float amp) {
     float *p = malloc(n * sizeof(float));
@@ -104,12 +98,12 @@ static void attn_case(const mae_backend *be, const char *name, int B, int T, int
                 }
             }
     }
-    double t0 = now();
+    double t0 = mae_clock();
     for (int r = 0; r < reps; r++) be->attention_forward(out, att, qkv, B, T, C, NH);
-    double tf = (now() - t0) / reps;
-    t0 = now();
+    double tf = (mae_clock() - t0) / reps;
+    t0 = mae_clock();
     for (int r = 0; r < reps; r++) be->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH);
-    double tb = (now() - t0) / reps;
+    double tb = (mae_clock() - t0) / reps;
     double fl = 4.0 * B * T * (double)T * C; /* forward: two T x T x hd products per head */
     printf("attention %-10s B=%3d T=%3d C=%3d NH=%2d  fwd %7.2f ms (%5.1f GFLOP/s)  bwd %7.2f ms "
            "(%5.1f GFLOP/s)  max|err| %.1e (max|ref| %.1e)%s\n",
@@ -120,12 +114,12 @@ static void attn_case(const mae_backend *be, const char *name, int B, int T, int
 
 static void ew_case(const mae_backend *be, size_t n, int reps) {
     float *x = rnd(n, 3, 4.0f), *y = malloc(n * 4), *g = rnd(n, 4, 1.0f), *dx = calloc(n, 4);
-    double t0 = now();
+    double t0 = mae_clock();
     for (int r = 0; r < reps; r++) be->gelu_forward(y, x, n);
-    double tf = (now() - t0) / reps;
-    t0 = now();
+    double tf = (mae_clock() - t0) / reps;
+    t0 = mae_clock();
     for (int r = 0; r < reps; r++) be->gelu_backward(dx, x, g, n);
-    double tb = (now() - t0) / reps;
+    double tb = (mae_clock() - t0) / reps;
     printf("gelu      n=%zu  fwd %.2f ms (%.2f ns/elem)  bwd %.2f ms (%.2f ns/elem)\n", n, tf * 1e3,
            tf * 1e9 / n, tb * 1e3, tb * 1e9 / n);
     free(x), free(y), free(g), free(dx);
@@ -136,12 +130,12 @@ static void ln_case(const mae_backend *be, int N, int C, int reps) {
     float *y = malloc(sizeof(float) * N * C), *m = malloc(4 * N), *rs = malloc(4 * N);
     float *g = rnd((size_t)N * C, 8, 1.0f), *dx = calloc((size_t)N * C, 4), *dw = calloc(C, 4),
           *db = calloc(C, 4);
-    double t0 = now();
+    double t0 = mae_clock();
     for (int r = 0; r < reps; r++) be->layernorm_forward(y, m, rs, x, w, bb, N, C);
-    double tf = (now() - t0) / reps;
-    t0 = now();
+    double tf = (mae_clock() - t0) / reps;
+    t0 = mae_clock();
     for (int r = 0; r < reps; r++) be->layernorm_backward(dx, dw, db, g, x, w, m, rs, N, C);
-    double tb = (now() - t0) / reps;
+    double tb = (mae_clock() - t0) / reps;
     printf("layernorm N=%d C=%d  fwd %.3f ms  bwd %.3f ms\n", N, C, tf * 1e3, tb * 1e3);
     free(x), free(w), free(bb), free(y), free(m), free(rs), free(g), free(dx), free(dw), free(db);
 }
@@ -164,9 +158,9 @@ static void adamw_case(const mae_backend *be, size_t n, int reps) {
         float pi = p2[i] * decay - step * mi / (sqrtf(vi) / sbc2 + eps);
         if (memcmp(&mi, &m[i], 4) || memcmp(&vi, &v[i], 4) || memcmp(&pi, &p[i], 4)) bad++;
     }
-    double t0 = now();
+    double t0 = mae_clock();
     for (int r = 0; r < reps; r++) be->adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
-    double t = (now() - t0) / reps;
+    double t = (mae_clock() - t0) / reps;
     printf("adamw     n=%zu  %.2f ms (%.1f GB/s)  bitwise mismatches vs scalar formula: %zu%s\n", n,
            t * 1e3, 28.0 * n / t / 1e9, bad, bad ? "  FAIL" : "");
     free(p), free(g), free(m), free(v), free(p2), free(m2), free(v2);
@@ -175,9 +169,9 @@ static void adamw_case(const mae_backend *be, size_t n, int reps) {
 static void zero_case(const mae_backend *be, size_t n, int reps) {
     float *p = malloc(n * 4);
     be->zero(p, n * 4);
-    double t0 = now();
+    double t0 = mae_clock();
     for (int r = 0; r < reps; r++) be->zero(p, n * 4);
-    double t = (now() - t0) / reps;
+    double t = (mae_clock() - t0) / reps;
     printf("zero      n=%zu  %.3f ms (%.1f GB/s)\n", n, t * 1e3, 4.0 * n / t / 1e9);
     free(p);
 }

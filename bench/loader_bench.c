@@ -6,16 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "common.h"
 #include "data/dataset.h"
 #include "data/loader.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -51,10 +45,10 @@ int main(int argc, char **argv) {
         memset(&ws, 0, sizeof ws);
         for (int i = 0; i < ds->n; i++) mae_dataset_get(ds, i, 99, 0, out, NULL, &ws, &err); /* warm */
         for (int k = 0; k < reps; k++) {
-            double t = now_s();
+            double t = mae_clock();
             int bad = 0;
             for (int i = 0; i < ds->n; i++) bad += mae_dataset_get(ds, i, k, 0, out, NULL, &ws, &err) != MAE_OK;
-            r[k] = ds->n / (now_s() - t);
+            r[k] = ds->n / (mae_clock() - t);
             if (bad) fprintf(stderr, "%d bad files (%s)\n", bad, err.msg);
         }
         mae_data_ws_release(&ws);
@@ -69,12 +63,12 @@ int main(int argc, char **argv) {
             return 1;
         }
         for (int k = 0; k <= reps; k++) {
-            double t = now_s();
+            double t = mae_clock();
             mae_loader_start_epoch(l, k, 0);
             mae_batch b;
             int64_t n = 0;
             while (mae_loader_next(l, &b, &err) == MAE_OK) n += b.B;
-            if (k > 0) r[k - 1] = n / (now_s() - t);
+            if (k > 0) r[k - 1] = n / (mae_clock() - t);
         }
         mae_loader_free(l);
     }

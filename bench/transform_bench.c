@@ -4,22 +4,14 @@
  *   transform_bench [iters] [W H S]
  * Compare with PIL + torchvision: tests/python/test_transform_tv.py --bench (on one core:
  * taskset -c 0 ...). The image is smooth noise; the cost does not depend on the pixels. */
-#define _POSIX_C_SOURCE 200809L
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "data/transform.h"
 #include "rng.h"
 
 #define ROUNDS 15 /* best of: the machine may be shared */
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* Best of ROUNDS rounds of the same `iters` keys, microseconds per call; out: float (3, S, S). */
 static double time_rrc(float *out, const uint8_t *im, int W, int H, int S, int iters,
@@ -27,7 +19,7 @@ static double time_rrc(float *out, const uint8_t *im, int W, int H, int S, int i
     const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     double best = 1e30;
     for (int round = 0; round < ROUNDS; round++) {
-        double t0 = now();
+        double t0 = mae_clock();
         for (int i = 0; i < iters; i++) {
             uint64_t key = mae_hash4(1, 0, (uint64_t)i, 0);
             mae_crop b;
@@ -35,7 +27,7 @@ static double time_rrc(float *out, const uint8_t *im, int W, int H, int S, int i
             mae_resize_normalize(out, S, S, im, W * 3, 3, b.left, b.top, b.width, b.height,
                                  mae_flip_draw(key), mean, std, ws);
         }
-        double dt = (now() - t0) / iters * 1e6;
+        double dt = (mae_clock() - t0) / iters * 1e6;
         if (dt < best) best = dt;
     }
     return best;
@@ -47,9 +39,9 @@ static double time_u8(uint8_t *out, const uint8_t *im, int W, int S, int x0, int
                       int iters, mae_buf *ws) {
     double best = 1e30;
     for (int round = 0; round < ROUNDS; round++) {
-        double t0 = now();
+        double t0 = mae_clock();
         for (int i = 0; i < iters; i++) mae_resize_u8(out, S, S, im, W * 3, 3, x0, y0, w, h, ws);
-        double dt = (now() - t0) / iters * 1e6;
+        double dt = (mae_clock() - t0) / iters * 1e6;
         if (dt < best) best = dt;
     }
     return best;

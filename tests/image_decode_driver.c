@@ -8,32 +8,18 @@
  * --repeat the mean seconds per decode ("time S"). Writes the pixels as a uint8 (h, w, c) .npy.
  * A bad file prints "error <status> <message>" and exits 3 (MAE_ERR_DATA) or 1.
  */
-#define _POSIX_C_SOURCE 200809L
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "data/image.h"
+#include "io/fileio.h"
 #include "io/npy.h"
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+static uint8_t *slurp(const char *path, size_t *n) { /* NULL if unreadable */
+    uint8_t *data = NULL;
+    return mae_read_file(path, &data, n, NULL) == MAE_OK ? data : NULL;
 }
 
 static int usage(void) {
@@ -88,10 +74,10 @@ int main(int argc, char **argv) {
     mae_image im = {0};
     int rc = mae_image_decode(buf, len, &req, &im, &err);
     if (rc == MAE_OK && repeat > 0) {
-        double t0 = now();
+        double t0 = mae_clock();
         for (int r = 0; r < repeat && rc == MAE_OK; r++)
             rc = mae_image_decode(buf, len, &req, &im, &err);
-        printf("time %.9f\n", (now() - t0) / repeat);
+        printf("time %.9f\n", (mae_clock() - t0) / repeat);
     }
     if (rc != MAE_OK) {
         printf("error %d %s\n", rc, err.msg);

@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "data/dataset.h"
+#include "io/fileio.h"
 #include "io/png.h"
 
 #include "check.h"
@@ -36,16 +37,9 @@ static void write_gz(const char *path, const uint8_t *data, size_t n) {
     if (n) gzwrite(g, data, (unsigned)n);
     gzclose(g);
 }
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)len + 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
+static uint8_t *slurp(const char *path, size_t *n) { /* NULL if unreadable */
+    uint8_t *data = NULL;
+    return mae_read_file(path, &data, n, NULL) == MAE_OK ? data : NULL;
 }
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;

@@ -67,7 +67,7 @@ int cmd_bench(int argc, char **argv) {
     uint64_t *ids = mae_xmalloc(sizeof(uint64_t) * batch);
     for (int it = 0; it < warmup + steps; it++) {
         if (it == warmup) {
-            t0 = cli_now();
+            t0 = mae_clock();
             mae_phase_reset(m);
         }
         for (int b = 0; b < batch; b++) ids[b] = (uint64_t)it * batch + b;
@@ -77,7 +77,7 @@ int cmd_bench(int argc, char **argv) {
             return 1;
         }
     }
-    double dt = cli_now() - t0;
+    double dt = mae_clock() - t0;
     double ips = (double)batch * steps / dt;
     double gflops = 3.0 * cli_forward_flops(&cfg, mae_config_len_keep(&cfg)) * ips / 1e9;
     size_t pb, ab, eb, db;

@@ -25,7 +25,6 @@ void cli_model_specs(arg_spec *specs, cli_model_flags *f);
 int cli_model_config(const arg_spec *specs, const cli_model_flags *f, mae_config *cfg,
                      mae_error *err);
 int cli_mkdirs(const char *path, mae_error *err);
-double cli_now(void);
 /* forward matmul FLOPs of one image (training step ~ 3x) */
 double cli_forward_flops(const mae_config *c, int len_keep);
 

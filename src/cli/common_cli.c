@@ -72,11 +72,6 @@ int cli_mkdirs(const char *path, mae_error *err) {
     return MAE_OK;
 }
 
-double cli_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double stack_flops(double T, double C, double H, double nl) {
     return nl * (2.0 * T * (3 * C * C + C * C + 2 * C * H) + 4.0 * T * T * C);

@@ -138,7 +138,7 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
     int end = tc->epochs;
     if (o->stop_after_epochs > 0 && r->start_epoch + o->stop_after_epochs < end)
         end = r->start_epoch + o->stop_after_epochs;
-    progress p = {isatty(STDOUT_FILENO), cli_now(), 0, 0, 0, 0, 0, 0};
+    progress p = {isatty(STDOUT_FILENO), mae_clock(), 0, 0, 0, 0, 0, 0};
     p.total = (int64_t)(end - r->start_epoch) * steps - r->start_step;
     struct sigaction old_int, old_term;
     g_signal = 0;
@@ -148,7 +148,7 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
         int64_t it0 = e == r->start_epoch ? r->start_step : 0;
         mae_loader_start_epoch(r->loader, e, it0);
         uint64_t noise_seed = mae_hash4(tc->seed, (uint64_t)e, 0x6e6f697365ull, 0);
-        double sum = 0, t_epoch = cli_now();
+        double sum = 0, t_epoch = mae_clock();
         int64_t nsteps = 0;
         p.t_win = t_epoch;
         p.wait_win = mae_loader_wait_seconds(r->loader);
@@ -172,7 +172,7 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
                                   "\"lr\":%.9g}\n", e, (long long)it,
                     (long long)mae_trainer_num_updates(r->t), (double)loss, mae_trainer_lr(r->t));
             fflush(r->log_steps); /* for live plotting; a few microseconds per step */
-            show(&p, r, e, it, steps, loss, cli_now(), mae_loader_wait_seconds(r->loader));
+            show(&p, r, e, it, steps, loss, mae_clock(), mae_loader_wait_seconds(r->loader));
             /* on a signal: stop at the end of an accumulation cycle (gradients are not saved) */
             if (g_signal && mae_trainer_num_micro(r->t) % tc->accum_iter == 0 && it + 1 < steps) {
                 fflush(r->log_steps);
@@ -190,7 +190,7 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
         }
         fflush(r->log_steps);
         if (rc != MAE_OK) break;
-        rc = end_of_epoch(r, e, sum, nsteps, cli_now() - t_epoch, err);
+        rc = end_of_epoch(r, e, sum, nsteps, mae_clock() - t_epoch, err);
         int64_t nb = mae_loader_bad_files(r->loader);
         if (nb > 0) printf("epoch %d: %lld bad file%s skipped so far (warnings above)\n", e + 1,
                            (long long)nb, nb == 1 ? "" : "s");

@@ -1,7 +1,9 @@
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include "common.h"
 
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 int mae_errf(mae_error *err, const char *fmt, ...) {
     if (err) {
@@ -63,4 +65,10 @@ void mae_buf_free(mae_buf *b) {
     free(b->p);
     b->p = NULL;
     b->cap = 0;
+}
+
+double mae_clock(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

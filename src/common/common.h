@@ -46,6 +46,10 @@ void *mae_buf_reserve_(mae_buf *b, size_t bytes, const char *file, int line);
 #define mae_buf_reserve(b, bytes) mae_buf_reserve_((b), (bytes), __FILE__, __LINE__)
 void mae_buf_free(mae_buf *b);
 
+/* Monotonic wall clock in seconds (for timings; the CPU backend is synchronous, a backend with
+ * asynchronous kernels must synchronise before a reading means anything). */
+double mae_clock(void);
+
 /* Overflow-checked size arithmetic: returns 0 on overflow. */
 int mae_size_mul(size_t *out, size_t a, size_t b);
 

@@ -62,12 +62,6 @@ void mae_loader_config_default(mae_loader_config *c, int batch_size) {
     c->drop_last = 1;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int batch_len(const mae_loader *l, int64_t b) {
     int64_t left = l->per_rank - b * l->cfg.batch_size;
     return left < l->cfg.batch_size ? (int)left : l->cfg.batch_size;
@@ -302,10 +296,10 @@ int mae_loader_next(mae_loader *l, mae_batch *out, mae_error *err) {
         rc = fill_sync(l, b, err);
         pthread_mutex_lock(&l->mu);
     } else {
-        double t0 = now_s();
+        double t0 = mae_clock();
         while (!l->failed && !(l->slot_batch[s] == b && l->slot_left[s] == 0))
             pthread_cond_wait(&l->cv_done, &l->mu);
-        l->wait_s += now_s() - t0;
+        l->wait_s += mae_clock() - t0;
         if (l->failed) {
             *err = l->first_err;
             rc = MAE_ERR;

@@ -76,8 +76,4 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T);
 /* posembed.c: (1 + g*g, dim) fixed 2-D sin-cos table, zero row for CLS */
 void mae_sincos_pos_embed(float *out, int dim, int grid);
 
-/* Monotonic clock in seconds, for the phase times. The CPU backend is synchronous; a backend
- * with asynchronous kernels must synchronise before these readings mean anything. */
-double mae_clock(void);
-
 #endif

@@ -1,8 +1,6 @@
 /* pass.c - the MAE forward and backward passes, written once against the backend ops table. */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "model.h"
 #include "rng.h"
@@ -121,12 +119,6 @@ static void random_masking(mae_model *m, const float *noise, int B, int K) {
 }
 
 /* ------------------------------------------------------------------ forward / backward */
-
-double mae_clock(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void mae_phase_seconds(const mae_model *m, double out[MAE_NUM_PHASES]) {
     memcpy(out, m->phase_s, sizeof m->phase_s);
