@@ -89,6 +89,15 @@ const char *mae_phase_name(int phase); /* "encoder", ..., "optimizer" */
 void mae_model_memory(const mae_model *m, size_t *param_bytes, size_t *act_bytes,
                       size_t *enc_act_bytes, size_t *dec_act_bytes);
 
+/* Matmul precision of the Linear layers (patch embed, qkv, proj, fc1, fc2, decoder embed and
+ * pred), forward and backward. "fp32" (the default) or "bf16": inputs rounded to bfloat16
+ * (round to nearest even), products accumulated in fp32, outputs fp32, as torch.autocast on
+ * CPU does for Linear. Master weights, gradients, AdamW, LayerNorm, softmax, GELU and the loss
+ * stay fp32. bf16 needs AVX512_BF16; elsewhere setting it fails with a message. */
+enum { MAE_PREC_FP32, MAE_PREC_BF16 };
+int mae_model_set_precision(mae_model *m, const char *name, mae_error *err);
+int mae_model_precision(const mae_model *m); /* MAE_PREC_* */
+
 /* Official initialisation, seeded: xavier_uniform for Linear weights and the patch embed
  * viewed as (D, C*p*p); zero Linear biases; the patch-embed bias keeps PyTorch's Conv2d default
  * uniform(+-1/sqrt(C*p*p)); LayerNorm 1/0; cls/mask token normal(0, 0.02); fixed 2-D sin-cos

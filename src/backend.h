@@ -15,6 +15,9 @@
 
 #define MAE_LN_EPS 1e-6f
 
+/* MAE_PREC_FP32 / MAE_PREC_BF16 */
+#include "mae.h"
+
 typedef struct mae_backend {
     const char *name;
 
@@ -25,14 +28,16 @@ typedef struct mae_backend {
     void (*download)(void *dst_host, const void *src, size_t bytes);
     void (*zero)(void *p, size_t bytes);
 
-    /* ---- dense layers */
+    /* ---- dense layers. prec: MAE_PREC_FP32, or MAE_PREC_BF16 (operands rounded to bf16,
+     * products accumulated in fp32) when has_precision says so. */
+    int (*has_precision)(int prec);
     /* out (M,N) = inp (M,K) @ w (N,K)^T + bias (N) [bias may be NULL] */
     void (*matmul_forward)(float *out, const float *inp, const float *w, const float *bias,
-                           int M, int K, int N);
+                           int M, int K, int N, int prec);
     /* dinp (M,K) += dout (M,N) @ w (N,K); dw (N,K) += dout^T @ inp; dbias (N) += colsum(dout).
      * Any of dinp, dw, dbias may be NULL. */
     void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout,
-                            const float *inp, const float *w, int M, int K, int N);
+                            const float *inp, const float *w, int M, int K, int N, int prec);
 
     /* ---- LayerNorm over the last dim, eps MAE_LN_EPS, biased variance (as torch) */
     /* out (N,C), mean (N), rstd (N) <- inp (N,C), w (C), b (C) */

@@ -407,7 +407,7 @@ static void test_matmul_forward(const mae_backend *be, int M, int K, int N, int 
                        with_bias ? tc_dcopy(&tc, bias, N) : NULL, M, K, N);
     float *d_out = tc_out(&tc, NULL, nO);
     be->matmul_forward(d_out, tc_in(&tc, inp, nI), tc_in(&tc, w, nW),
-                       with_bias ? tc_in(&tc, bias, N) : NULL, M, K, N);
+                       with_bias ? tc_in(&tc, bias, N) : NULL, M, K, N, MAE_PREC_FP32);
     float *out = tc_get(&tc, d_out, nO);
     tc_check(&tc, "out", rel_fd(out, ref, nO), TOL_FWD);
     tc_append(&tc, " maxabs=%.1e", maxabs_fd(out, ref, nO));
@@ -438,7 +438,7 @@ static void test_matmul_backward(const mae_backend *be, int M, int K, int N, int
     float *d_dW = which & 2 ? tc_out(&tc, g0W, nW) : NULL;
     float *d_dB = which & 4 ? tc_out(&tc, g0B, N) : NULL;
     be->matmul_backward(d_dI, d_dW, d_dB, tc_in(&tc, dout, nO), tc_in(&tc, inp, nI),
-                        tc_in(&tc, w, nW), M, K, N);
+                        tc_in(&tc, w, nW), M, K, N, MAE_PREC_FP32);
     objective_fn obj = fd_samp ? mm_obj : NULL;
     if (d_dI)
         check_grad(&tc, "dinp", tc_get(&tc, d_dI, nI), g0I, gI, nI, TOL_BWD, obj, &c, c.inp,

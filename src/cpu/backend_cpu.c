@@ -69,6 +69,7 @@ static const mae_backend g_cpu = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .zero = cpu_zero,
+    .has_precision = cpu_has_precision,
     .matmul_forward = cpu_matmul_forward,
     .matmul_backward = cpu_matmul_backward,
     .layernorm_forward = cpu_layernorm_forward,

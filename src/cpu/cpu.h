@@ -11,10 +11,11 @@
 void *cpu_scratch(int slot, size_t bytes);
 int cpu_max_threads(void);
 
+int cpu_has_precision(int prec);
 void cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int M,
-                        int K, int N);
+                        int K, int N, int prec);
 void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, int M, int K, int N);
+                         const float *inp, const float *w, int M, int K, int N, int prec);
 void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                            const float *w, const float *b, int N, int C);
 void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,

@@ -9,9 +9,12 @@
 
 #include <cblas.h>
 
+int cpu_has_precision(int prec) { return prec == MAE_PREC_FP32; }
+
 /* out (M,N) = inp (M,K) @ w (N,K)^T + bias (N) */
 void cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int M,
-                        int K, int N) {
+                        int K, int N, int prec) {
+    (void)prec;
     float beta = 0.0f;
     if (bias) {
 #pragma omp parallel for schedule(static)
@@ -24,7 +27,8 @@ void cpu_matmul_forward(float *out, const float *inp, const float *w, const floa
 
 /* dinp (M,K) += dout (M,N) @ w (N,K); dw (N,K) += dout^T @ inp (M,K); dbias (N) += colsum */
 void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                         const float *inp, const float *w, int M, int K, int N) {
+                         const float *inp, const float *w, int M, int K, int N, int prec) {
+    (void)prec;
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 1.0f,
                     dinp, K);

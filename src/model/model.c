@@ -266,6 +266,23 @@ void mae_model_memory(const mae_model *m, size_t *param_bytes, size_t *act_bytes
     if (dec_act_bytes) *dec_act_bytes = m->dec_act_floats * sizeof(float);
 }
 
+int mae_model_set_precision(mae_model *m, const char *name, mae_error *err) {
+    int prec;
+    if (name && strcmp(name, "fp32") == 0)
+        prec = MAE_PREC_FP32;
+    else if (name && strcmp(name, "bf16") == 0)
+        prec = MAE_PREC_BF16;
+    else
+        return mae_errf(err, "--precision must be fp32 or bf16, got '%s'", name ? name : "(null)");
+    if (!m->be->has_precision(prec))
+        return mae_errf(err, "--precision %s: the %s backend cannot run it on this machine "
+                             "(bf16 matmuls need a CPU with AVX512_BF16)", name, m->be->name);
+    m->prec = prec;
+    return MAE_OK;
+}
+
+int mae_model_precision(const mae_model *m) { return m->prec; }
+
 /* ------------------------------------------------------------------ init */
 
 void mae_model_init(mae_model *m, uint64_t seed) {

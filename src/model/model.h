@@ -36,6 +36,7 @@ struct mae_model {
     const mae_backend *be;
     double phase_s[MAE_NUM_PHASES]; /* see mae_phase_seconds */
     int max_batch, L, P, Kmax;
+    int prec; /* MAE_PREC_*: matmul precision of the Linear layers */
 
     int ntensors;
     mae_tensor_entry *tensors;

@@ -25,16 +25,16 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
         /* x = x + proj(attn(norm1(x))) */
         be->layernorm_forward(ln1, LAYER(s->ln1_mean, l, sN), LAYER(s->ln1_rstd, l, sN), res,
                               w->ln1_w, w->ln1_b, BT, C);
-        be->matmul_forward(qkv, ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C);
+        be->matmul_forward(qkv, ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C, m->prec);
         be->attention_forward(atty, att, qkv, B, T, C, s->NH);
-        be->matmul_forward(res2, atty, w->proj_w, w->proj_b, BT, C, C);
+        be->matmul_forward(res2, atty, w->proj_w, w->proj_b, BT, C, C, m->prec);
         be->add_inplace(res2, res, (size_t)BT * C);
         /* x = x + fc2(gelu(fc1(norm2(x)))) */
         be->layernorm_forward(ln2, LAYER(s->ln2_mean, l, sN), LAYER(s->ln2_rstd, l, sN), res2,
                               w->ln2_w, w->ln2_b, BT, C);
-        be->matmul_forward(fch, ln2, w->fc1_w, w->fc1_b, BT, C, Hm);
+        be->matmul_forward(fch, ln2, w->fc1_w, w->fc1_b, BT, C, Hm, m->prec);
         be->gelu_forward(fcg, fch, (size_t)BT * Hm);
-        be->matmul_forward(out, fcg, w->fc2_w, w->fc2_b, BT, Hm, C);
+        be->matmul_forward(out, fcg, w->fc2_w, w->fc2_b, BT, Hm, C, m->prec);
         be->add_inplace(out, res2, (size_t)BT * C);
     }
 }
@@ -57,20 +57,20 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
         float *fch = LAYER(s->fch, l, sH), *fcg = LAYER(s->fch_gelu, l, sH);
         /* MLP branch; G then also carries d res2 through the residual */
         be->zero(dA, nH * sizeof(float));
-        be->matmul_backward(dA, g->fc2_w, g->fc2_b, G, fcg, w->fc2_w, BT, Hm, C);
+        be->matmul_backward(dA, g->fc2_w, g->fc2_b, G, fcg, w->fc2_w, BT, Hm, C, m->prec);
         be->zero(dB, nH * sizeof(float));
         be->gelu_backward(dB, fch, dA, nH);
         be->zero(dC, nC * sizeof(float));
-        be->matmul_backward(dC, g->fc1_w, g->fc1_b, dB, ln2, w->fc1_w, BT, C, Hm);
+        be->matmul_backward(dC, g->fc1_w, g->fc1_b, dB, ln2, w->fc1_w, BT, C, Hm, m->prec);
         be->layernorm_backward(G, g->ln2_w, g->ln2_b, dC, res2, w->ln2_w,
                                LAYER(s->ln2_mean, l, sN), LAYER(s->ln2_rstd, l, sN), BT, C);
         /* attention branch */
         be->zero(dC, nC * sizeof(float));
-        be->matmul_backward(dC, g->proj_w, g->proj_b, G, atty, w->proj_w, BT, C, C);
+        be->matmul_backward(dC, g->proj_w, g->proj_b, G, atty, w->proj_w, BT, C, C, m->prec);
         be->zero(dA, 3 * nC * sizeof(float));
         be->attention_backward(dA, m->datt, dC, qkv, att, B, T, C, s->NH);
         be->zero(dC, nC * sizeof(float));
-        be->matmul_backward(dC, g->qkv_w, g->qkv_b, dA, ln1, w->qkv_w, BT, C, 3 * C);
+        be->matmul_backward(dC, g->qkv_w, g->qkv_b, dA, ln1, w->qkv_w, BT, C, 3 * C, m->prec);
         be->layernorm_backward(G, g->ln1_w, g->ln1_b, dC, res, w->ln1_w,
                                LAYER(s->ln1_mean, l, sN), LAYER(s->ln1_rstd, l, sN), BT, C);
     }
@@ -162,7 +162,7 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
      * the kept patches after the gather (same result as embedding all, then gathering) */
     be->im2patch(m->colsk, m->imgs, m->ids_keep, B, c->in_chans, c->img_size, c->img_size,
                  c->patch_size, K);
-    be->matmul_forward(m->embk, m->colsk, m->w.patch_w, m->w.patch_b, B * K, Cpp, D);
+    be->matmul_forward(m->embk, m->colsk, m->w.patch_w, m->w.patch_b, B * K, Cpp, D, m->prec);
     be->embed_tokens(m->enc.res, m->embk, m->w.cls_token, m->w.pos_embed, m->ids_keep, B, L, K, D);
     mae_stack_forward(m, &m->enc, B, Te);
     float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
@@ -173,14 +173,16 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
     m->phase_s[MAE_PHASE_ENCODER] += t1 - t0;
 
     /* decoder on all tokens */
-    be->matmul_forward(m->decx, m->enc.lnf, m->w.dec_embed_w, m->w.dec_embed_b, B * Te, D, Dd);
+    be->matmul_forward(m->decx, m->enc.lnf, m->w.dec_embed_w, m->w.dec_embed_b, B * Te, D, Dd,
+                       m->prec);
     be->unshuffle(m->dec.res, m->decx, m->w.mask_token, m->w.dec_pos_embed, m->ids_restore, B, L,
                   K, Dd);
     mae_stack_forward(m, &m->dec, B, Td);
     float *dec_out = m->dec.res + (size_t)m->dec.nl * m->max_batch * m->dec.Tmax * Dd;
     be->layernorm_forward(m->dec.lnf, m->dec.lnf_mean, m->dec.lnf_rstd, dec_out, m->w.dec_norm_w,
                           m->w.dec_norm_b, B * Td, Dd);
-    be->matmul_forward(m->pred, m->dec.lnf, m->w.pred_w, m->w.pred_b, B * Td, Dd, P);
+    be->matmul_forward(m->pred, m->dec.lnf, m->w.pred_w, m->w.pred_b, B * Td, Dd, P,
+                       m->prec);
 
     t2 = mae_clock();
     m->phase_s[MAE_PHASE_DECODER] += t2 - t1;
@@ -204,7 +206,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     /* decoder head and final norm */
     be->zero(m->dC, sizeof(float) * B * Td * Dd);
     be->matmul_backward(m->dC, m->g.pred_w, m->g.pred_b, m->dpred, m->dec.lnf, m->w.pred_w,
-                        B * Td, Dd, P);
+                        B * Td, Dd, P, m->prec);
     float *dec_out = m->dec.res + (size_t)m->dec.nl * m->max_batch * m->dec.Tmax * Dd;
     be->zero(m->dec.G, sizeof(float) * B * Td * Dd);
     be->layernorm_backward(m->dec.G, m->g.dec_norm_w, m->g.dec_norm_b, m->dC, dec_out,
@@ -216,7 +218,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     be->unshuffle_backward(ddecx, m->g.mask_token, m->dec.G, m->ids_restore, B, L, K, Dd);
     be->zero(m->dC, sizeof(float) * B * Te * D);
     be->matmul_backward(m->dC, m->g.dec_embed_w, m->g.dec_embed_b, ddecx, m->enc.lnf,
-                        m->w.dec_embed_w, B * Te, D, Dd);
+                        m->w.dec_embed_w, B * Te, D, Dd, m->prec);
     /* encoder final norm and blocks */
     float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
     be->zero(m->enc.G, sizeof(float) * B * Te * D);
@@ -228,7 +230,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     be->zero(dembk, sizeof(float) * B * K * D);
     be->embed_tokens_backward(dembk, m->g.cls_token, m->enc.G, B, K, D);
     be->matmul_backward(NULL, m->g.patch_w, m->g.patch_b, dembk, m->colsk, m->w.patch_w, B * K,
-                        Cpp, D);
+                        Cpp, D, m->prec);
     m->phase_s[MAE_PHASE_BACKWARD] += mae_clock() - t0;
 }
 
