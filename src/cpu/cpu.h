@@ -7,7 +7,9 @@
 
 /* Scratch memory owned by the backend, grown on first use and reused afterwards
  * (so nothing is allocated per step once the first step has run). slot < CPU_SCRATCH_SLOTS. */
-#define CPU_SCRATCH_SLOTS 4
+#define CPU_SCRATCH_SLOTS 6
+#define CPU_SCRATCH_GEMM_A 4 /* gemm.c: packed A (bf16) */
+#define CPU_SCRATCH_GEMM_B 5 /* gemm.c: packed B panels */
 void *cpu_scratch(int slot, size_t bytes);
 int cpu_max_threads(void);
 

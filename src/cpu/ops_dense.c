@@ -1,40 +1,28 @@
-/* ops_dense.c - matmul (CBLAS), LayerNorm, GELU, elementwise, AdamW on the CPU. */
+/* ops_dense.c - matmul (gemm.c), LayerNorm, GELU, elementwise, AdamW on the CPU. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "common.h"
 #include "cpu.h"
+#include "gemm.h"
 #include "vmath.h"
 
-#include <cblas.h>
-
-int cpu_has_precision(int prec) { return prec == MAE_PREC_FP32; }
+int cpu_has_precision(int prec) {
+    return prec == MAE_PREC_FP32 || (prec == MAE_PREC_BF16 && cpu_gemm_has_bf16());
+}
 
 /* out (M,N) = inp (M,K) @ w (N,K)^T + bias (N) */
 void cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int M,
                         int K, int N, int prec) {
-    (void)prec;
-    float beta = 0.0f;
-    if (bias) {
-#pragma omp parallel for schedule(static)
-        for (int m = 0; m < M; m++) memcpy(out + (size_t)m * N, bias, sizeof(float) * N);
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, inp, K, w, K, beta, out,
-                N);
+    cpu_gemm(out, (size_t)N, inp, (size_t)K, 1, w, 1, (size_t)K, bias, M, N, K, 0, prec);
 }
 
 /* dinp (M,K) += dout (M,N) @ w (N,K); dw (N,K) += dout^T @ inp (M,K); dbias (N) += colsum */
 void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                          const float *inp, const float *w, int M, int K, int N, int prec) {
-    (void)prec;
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dout, N, w, K, 1.0f,
-                    dinp, K);
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dout, N, inp, K, 1.0f,
-                    dw, K);
+    if (dinp) cpu_gemm(dinp, (size_t)K, dout, (size_t)N, 1, w, (size_t)K, 1, NULL, M, K, N, 1, prec);
+    if (dw) cpu_gemm(dw, (size_t)K, dout, 1, (size_t)N, inp, (size_t)K, 1, NULL, N, K, M, 1, prec);
     if (dbias) {
         /* column sums: each thread sums a block of columns over all rows (deterministic) */
 #pragma omp parallel

@@ -1,0 +1,17 @@
+/* gemm.h - the CPU GEMM behind the Linear layers (see gemm.c). */
+#ifndef MAE_CPU_GEMM_H
+#define MAE_CPU_GEMM_H
+
+#include <stddef.h>
+
+/* C (M,N) = [C +] A (M,K) @ B (K,N) [+ bias (N)], C row stride ldc.
+ * A(i,k) = A[i*ars + k*acs], B(k,j) = B[k*brs + j*bcs]. accumulate: 1 adds to C (bias must
+ * then be NULL), 0 overwrites it. prec: MAE_PREC_FP32 or MAE_PREC_BF16 (needs
+ * cpu_gemm_has_bf16()). Call from outside a parallel region: it opens its own. */
+void cpu_gemm(float *C, size_t ldc, const float *A, size_t ars, size_t acs, const float *B,
+              size_t brs, size_t bcs, const float *bias, int M, int N, int K, int accumulate,
+              int prec);
+/* 1 if this build and this CPU run bf16 GEMMs (AVX512_BF16) */
+int cpu_gemm_has_bf16(void);
+
+#endif
