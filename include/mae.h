@@ -126,6 +126,16 @@ void mae_get_mask(const mae_model *m, float *mask);
 void mae_get_ids_restore(const mae_model *m, int64_t *ids_restore);
 void mae_get_latent(const mae_model *m, float *latent);
 
+/* Encoder-only inference on ALL patches in image order (no masking, no shuffle): patch embed,
+ * + pos, CLS token, encoder blocks, final norm -- the official forward_encoder with mask_ratio
+ * 0 minus the random shuffle (timm ViT forward_features). imgs: (B,C,H,W); latent (host):
+ * (B, 1+L, D). The model must have been created with cfg.mask_ratio == 0 (its encoder is then
+ * sized for 1+L tokens); otherwise this returns MAE_ERR with a message. Timed as the encoder
+ * phase. It reuses the activation buffers of mae_forward, so afterwards there are no outputs of
+ * a last forward (mae_last_batch() == 0) and mae_backward must not be called before the next
+ * mae_forward. */
+int mae_forward_encoder(mae_model *m, const float *imgs, int B, float *latent, mae_error *err);
+
 /* ------------------------------------------------------------------ tensors (state dict) */
 
 #define MAE_MAX_NAME 96

@@ -1,6 +1,7 @@
 /* test_model.c - model-level checks through the public API: config validation, the tensor
  * table (names, decay groups), memory sized for visible tokens, masking invariants, noise
- * derivation, batch independence, lr schedule and forward error cases. Exits non-zero on failure. */
+ * derivation, batch independence, lr schedule, forward error cases and encoder-only inference.
+ * Exits non-zero on failure. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,6 +294,80 @@ static void test_phases(void) {
     mae_model_free(m);
 }
 
+/* mae_forward_encoder against mae_forward at mask_ratio 0: the latter shuffles the patches by
+ * the noise, so token 1+l of the encoder-only output (patch l in image order) must equal token
+ * 1+ids_restore[b,l] of the shuffled latent; the CLS tokens are equal. */
+static void test_forward_encoder(void) {
+    mae_config c;
+    mae_config_preset(&c, "tiny-28", NULL);
+    c.mask_ratio = 0.0;
+    mae_error e;
+    int B = 3, L = mae_config_num_patches(&c), D = c.embed_dim, T = 1 + L;
+    mae_model *m = mae_model_create(&c, B, "cpu", &e);
+    CHECK(m != NULL, "create tiny-28 r=0: %s", e.msg);
+    if (!m) return;
+    mae_model_init(m, 3);
+    size_t npix = (size_t)B * c.in_chans * c.img_size * c.img_size;
+    float *x = malloc(sizeof(float) * npix), *noise = malloc(sizeof(float) * B * L);
+    float *shuf = malloc(sizeof(float) * B * T * D), *enc = malloc(sizeof(float) * B * T * D);
+    int64_t *ids = malloc(sizeof(int64_t) * B * L);
+    for (size_t i = 0; i < npix; i++) x[i] = (float)sin(i * 0.61 + 0.3) * 1.2f;
+    uint64_t sid[3] = {4, 5, 6};
+    mae_make_noise(noise, B, L, 9, sid);
+    float loss;
+    CHECK(mae_forward(m, x, noise, B, 0.0, &loss, &e) == MAE_OK, "forward r=0: %s", e.msg);
+    CHECK(mae_last_len_keep(m) == L, "all %d patches kept: %d", L, mae_last_len_keep(m));
+    mae_get_latent(m, shuf);
+    mae_get_ids_restore(m, ids);
+    int identity = 1;
+    for (int i = 0; i < B * L; i++) identity &= ids[i] == i % L;
+    CHECK(!identity, "the noise shuffles the patches");
+    for (size_t i = 0; i < (size_t)B * T * D; i++) enc[i] = NAN;
+    CHECK(mae_forward_encoder(m, x, B, enc, &e) == MAE_OK, "forward_encoder: %s", e.msg);
+    CHECK(mae_last_batch(m) == 0, "no last-forward outputs after forward_encoder");
+    double num = 0, den = 0;
+    int finite = 1;
+    for (int b = 0; b < B; b++)
+        for (int l = 0; l < T; l++) {
+            int ls = l == 0 ? 0 : 1 + (int)ids[b * L + l - 1];
+            const float *u = enc + ((size_t)b * T + l) * D, *v = shuf + ((size_t)b * T + ls) * D;
+            for (int d = 0; d < D; d++) {
+                double dd = (double)u[d] - v[d];
+                finite &= isfinite(u[d]) != 0;
+                num += dd * dd;
+                den += (double)v[d] * v[d];
+            }
+        }
+    CHECK(finite, "every latent value written and finite");
+    CHECK(den > 0 && sqrt(num / den) < 1e-5, "encoder-only latent = unshuffled latent: rel %g",
+          sqrt(num / den));
+    double ph[MAE_NUM_PHASES];
+    mae_phase_reset(m);
+    mae_forward_encoder(m, x, B, enc, &e);
+    mae_phase_seconds(m, ph);
+    CHECK(ph[MAE_PHASE_ENCODER] > 0 && ph[MAE_PHASE_DECODER] == 0 && ph[MAE_PHASE_LOSS] == 0,
+          "timed as the encoder phase only: %g %g %g", ph[0], ph[1], ph[2]);
+    CHECK(mae_forward_encoder(m, x, B + 1, enc, &e) == MAE_ERR && strstr(e.msg, "batch"),
+          "B > max: %s", e.msg);
+    mae_model_free(m);
+    /* a model created for masking has an encoder too small for all tokens: an error */
+    c.mask_ratio = 0.75;
+    m = mae_model_create(&c, B, "cpu", &e);
+    CHECK(m != NULL, "create tiny-28 r=0.75: %s", e.msg);
+    if (m) {
+        mae_model_init(m, 3);
+        e.msg[0] = 0;
+        CHECK(mae_forward_encoder(m, x, B, enc, &e) == MAE_ERR && strstr(e.msg, "mask_ratio 0"),
+              "mask_ratio 0.75 model refused: '%s'", e.msg);
+        mae_model_free(m);
+    }
+    free(x);
+    free(noise);
+    free(shuf);
+    free(enc);
+    free(ids);
+}
+
 int main(void) {
     mae_set_num_threads(2);
     test_phases();
@@ -301,5 +376,6 @@ int main(void) {
     test_memory();
     test_masking();
     test_schedule();
+    test_forward_encoder();
     return check_summary("test_model");
 }

@@ -27,5 +27,8 @@ int cli_model_config(const arg_spec *specs, const cli_model_flags *f, mae_config
 int cli_mkdirs(const char *path, mae_error *err);
 /* forward matmul FLOPs of one image (training step ~ 3x) */
 double cli_forward_flops(const mae_config *c, int len_keep);
+/* forward matmul FLOPs of one image through the encoder on all 1+L tokens (mae_forward_encoder):
+ * 2*L*P*D + depth * block(1+L, D), as the PyTorch peer's encoder_full_flops */
+double cli_encoder_flops(const mae_config *c);
 
 #endif

@@ -87,3 +87,8 @@ double cli_forward_flops(const mae_config *c, int K) {
     f += 2.0 * Td * Dd * P;
     return f;
 }
+
+double cli_encoder_flops(const mae_config *c) {
+    double L = mae_config_num_patches(c), P = mae_config_patch_dim(c), D = c->embed_dim;
+    return 2.0 * L * P * D + stack_flops(1 + L, D, (int)(D * c->mlp_ratio), c->depth);
+}

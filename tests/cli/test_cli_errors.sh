@@ -309,6 +309,23 @@ expect_fail bench_mask_ratio 'mask_ratio must be in \[0, 1\)' bench --mask_ratio
 expect_fail bench_in_chans 'in_chans must be 1 or 3' bench --in_chans 2
 expect_fail bench_batch_too_big 'batch_size must be in \[1, 1048576\]' bench "${M[@]}" --batch_size 2000000 --steps 1 --warmup 0
 expect_fail bench_threads_negative '--threads >= 0' bench "${M[@]}" --threads -1 --steps 1 --warmup 0 --batch_size 2
+# bad --mode / --precision: usage errors, exit 2
+for c in "bench_mode_unknown|--mode must be train or infer, got 'foo'|--mode foo" \
+         "bench_precision_fp64|--precision must be fp32 or bf16, got 'fp64'|--precision fp64"; do
+    IFS='|' read -r n re args <<<"$c"
+    # shellcheck disable=SC2086
+    expect_fail "$n" "$re" bench $args
+    if ((RC == 2)); then ok "$n: exit 2"; else fail "$n: exit $RC, expected 2"; fi
+done
+# bf16 where the backend cannot run it: exit 2 naming --precision (or it runs, exit 0)
+run_mae "$WORK/bench_bf16" bench "${M[@]}" --precision bf16 --peak 1 --steps 1 --warmup 0 --batch_size 2
+if ((RC == 0)) || { ((RC == 2)) && grep -q -- '^mae bench: --precision bf16' "$WORK/bench_bf16.err"; }; then
+    ok "bench_bf16: exit $RC $(head -n1 "$WORK/bench_bf16.err" | head -c 200)"
+else
+    fail "bench_bf16: exit $RC, expected 0 or 2 with 'mae bench: --precision bf16...': $(head -c 300 "$WORK/bench_bf16.err")"
+fi
+expect_fail bench_peak_negative '--peak must be >= 0' bench --peak -5
+expect_fail bench_peak_nan "--peak: 'nan' is not a finite number" bench --peak nan
 # A model too large for memory: a clean error, not an abort. Release: cap the address space;
 # under AddressSanitizer (which needs a huge address space) let its allocator return NULL.
 if [[ "${MAE_TEST_SANITIZE:-0}" == 1 ]]; then

@@ -1,0 +1,44 @@
+/* encode.c - encoder-only inference on all patches (the `embed` path): official forward_encoder
+ * with mask_ratio 0 and no shuffle, i.e. timm ViT forward_features with the final norm. */
+#include "model.h"
+
+int mae_forward_encoder(mae_model *m, const float *imgs, int B, float *latent, mae_error *err) {
+    const mae_config *c = &m->cfg;
+    const mae_backend *be = m->be;
+    if (B < 1 || B > m->max_batch)
+        return mae_errf(err, "batch of %d images does not fit: the model was created for 1..%d",
+                        B, m->max_batch);
+    if (!imgs || !latent)
+        return mae_errf(err, "mae_forward_encoder: imgs and latent must not be NULL");
+    int L = m->L, D = c->embed_dim, T = 1 + L;
+    if (m->Kmax != L)
+        return mae_errf(err, "encoder-only inference runs on all %d patches, but the model was "
+                             "created with mask_ratio %g, so its encoder holds only %d of them; "
+                             "create the model with mask_ratio 0",
+                        L, c->mask_ratio, m->Kmax);
+    int Cpp = c->in_chans * c->patch_size * c->patch_size;
+    double t0 = mae_clock();
+    /* ids_keep (B, L) = 0..L-1 for every image: all patches, in image order */
+    for (int b = 0; b < B; b++)
+        for (int l = 0; l < L; l++) m->h_keep[(size_t)b * L + l] = l;
+    be->upload(m->ids_keep, m->h_keep, sizeof(int32_t) * B * L);
+    be->upload(m->imgs, imgs, sizeof(float) * B * c->in_chans * c->img_size * c->img_size);
+
+    /* colsk (B, L, Cpp) -> embk (B, L, D) -> enc.res[0] (B, 1+L, D) with CLS and pos */
+    be->im2patch(m->colsk, m->imgs, m->ids_keep, B, c->in_chans, c->img_size, c->img_size,
+                 c->patch_size, L);
+    be->matmul_forward(m->embk, m->colsk, m->w.patch_w, m->w.patch_b, B * L, Cpp, D, m->prec);
+    be->embed_tokens(m->enc.res, m->embk, m->w.cls_token, m->w.pos_embed, m->ids_keep, B, L, L, D);
+    mae_stack_forward(m, &m->enc, B, T);
+    /* final norm: enc.lnf (B, 1+L, D) */
+    float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
+    be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, enc_out, m->w.norm_w,
+                          m->w.norm_b, B * T, D);
+    be->download(latent, m->enc.lnf, sizeof(float) * B * T * D);
+
+    /* the activations of the last mae_forward are overwritten: no outputs, no mae_backward */
+    m->B = 0;
+    m->K = 0;
+    m->phase_s[MAE_PHASE_ENCODER] += mae_clock() - t0;
+    return MAE_OK;
+}
