@@ -13,7 +13,7 @@
 #include "pretrain.h"
 #include "rng.h"
 
-#define N_EXTRA 31
+#define N_EXTRA 32
 
 static int parse(pretrain_opts *o, arg_spec *s, int argc, char **argv, mae_error *err) {
     cli_model_specs(s, &o->mf);
@@ -34,6 +34,9 @@ static int parse(pretrain_opts *o, arg_spec *s, int argc, char **argv, mae_error
         {"output_dir", ARG_STR, &o->output_dir, "checkpoints, log.txt and pictures", 0},
         {"log_dir", ARG_STR, &o->log_dir, "where steps.jsonl goes (default: --output_dir)", 0},
         {"device", ARG_STR, &o->device, "device to train on (this build: cpu)", 0},
+        {"precision", ARG_STR, &o->precision,
+         "matmul precision of the Linear layers: fp32 or bf16 (bf16 needs AVX512_BF16; not "
+         "stored in checkpoints, so a run may resume with another) (default fp32)", 0},
         {"seed", ARG_U64, &tc->seed, "seed of init, data order, crops and masks", 0},
         {"resume", ARG_STR, &o->resume,
          "checkpoint-*.safetensors to resume from (its .state.safetensors beside it)", 0},
@@ -79,6 +82,10 @@ static int check_opts(const pretrain_opts *o, mae_error *err) {
         return mae_errf(err, "--world_size %d: this build trains in one process (1)", o->tc.world_size);
     if (strcmp(o->device, "cpu") != 0)
         return mae_errf(err, "--device: '%s' is not available (this build has: cpu)", o->device);
+    /* a typo fails before the data is read; whether this machine can run it is
+     * mae_model_set_precision's answer once the model exists */
+    if (strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
+        return mae_errf(err, "--precision must be fp32 or bf16, got '%s'", o->precision);
     return mae_train_config_validate(&o->tc, err);
 }
 
@@ -207,9 +214,10 @@ static void print_config(const pretrain_opts *o, const arg_spec *s, int ns, cons
     args_print_values(s, ns, stdout);
     printf("data: %s\n", r->ds->desc);
     printf("model %s: %.2fM trainable params, input %dx%dx%d, %d patches, %d visible (mask_ratio "
-           "%g), norm_pix_loss %d\n", model_name, mae_num_params(m, 1) / 1e6, c->in_chans,
-           c->img_size, c->img_size, mae_config_num_patches(c), mae_config_len_keep(c),
-           c->mask_ratio, c->norm_pix_loss);
+           "%g), norm_pix_loss %d, precision %s\n", model_name, mae_num_params(m, 1) / 1e6,
+           c->in_chans, c->img_size, c->img_size, mae_config_num_patches(c),
+           mae_config_len_keep(c), c->mask_ratio, c->norm_pix_loss,
+           mae_model_precision(m) == MAE_PREC_BF16 ? "bf16" : "fp32");
     int eff = o->tc.batch_size * o->tc.accum_iter * o->tc.world_size;
     double lr = mae_train_effective_lr(&o->tc);
     printf("base lr: %.2e\nactual lr: %.2e\naccumulate grad iterations: %d\neffective batch size: %d\n",
@@ -254,9 +262,9 @@ static int open_logs(pretrain_run *r, mae_error *err) {
 
 int cmd_pretrain(int argc, char **argv) {
     pretrain_opts o = {.mf = {.model = "mae_vit_large_patch16"}, .output_dir = "./output_dir",
-                       .device = "cpu", .dist_url = "env://", .num_workers = 10, .pin_mem = 1,
-                       .local_rank = -1, .save_every = 20, .print_freq = 20, .recon_images = 8,
-                       .recon_scale = 4, .dct_scaling = 1};
+                       .device = "cpu", .dist_url = "env://", .precision = "fp32",
+                       .num_workers = 10, .pin_mem = 1, .local_rank = -1, .save_every = 20,
+                       .print_freq = 20, .recon_images = 8, .recon_scale = 4, .dct_scaling = 1};
     mae_train_config_default(&o.tc);
     enum { NS = CLI_MODEL_NFLAGS + N_EXTRA };
     arg_spec s[NS];
@@ -295,6 +303,11 @@ int cmd_pretrain(int argc, char **argv) {
     if (!(r.loader = mae_loader_create(r.ds, &lc, &err))) goto fail;
     if (mae_loader_check_first(r.loader, &err) != MAE_OK) goto fail;
     if (!(r.m = mae_model_create(&cfg, o.tc.batch_size, o.device, &err))) goto fail;
+    /* a usage error (exit 2) before any training, e.g. bf16 without AVX512_BF16 */
+    if (mae_model_set_precision(r.m, o.precision, &err) != MAE_OK) {
+        code = 2;
+        goto fail;
+    }
     mae_model_init(r.m, o.tc.seed);
     if (!(r.t = mae_trainer_create(r.m, &o.tc, &err))) goto fail;
     if (o.resume && resume_from(&r, o.resume, &err) != MAE_OK) goto fail;

@@ -13,6 +13,7 @@ typedef struct pretrain_opts {
     cli_model_flags mf;
     mae_train_config tc;
     const char *data_path, *output_dir, *log_dir, *resume, *device, *dist_url;
+    const char *precision; /* --precision: fp32 | bf16 (not part of the model or checkpoint) */
     int start_epoch, num_workers, pin_mem, no_pin_mem, local_rank, dist_on_itp;
     int num_samples, threads, save_every, print_freq, stop_after_epochs, recon_images,
         recon_scale, strict, dct_scaling, progress;

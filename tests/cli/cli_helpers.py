@@ -12,6 +12,8 @@ failed check (2 on bad usage).
   log-steps DIR OUT                    the records of DIR/steps.jsonl as exact strings
   check-log DIR                        DIR/log.txt and DIR/steps.jsonl: JSON lines, finite values
   loss-drop DIR RATIO                  last epoch's mean train_loss < RATIO * first step loss
+  loss-parity A B RTOL                 A/steps.jsonl and B/steps.jsonl: same steps and lr, the last
+                                       epoch's mean loss within RTOL (relative), losses not all equal
   check-png PATH W H                   a valid PNG (chunk CRCs, IHDR, IDAT size) of W x H
   check-official FILE                  official MAE state-dict names, float32, finite
   same-tensors A B                     the tensors of two safetensors files are byte-identical
@@ -298,6 +300,35 @@ def loss_drop(argv):
     print("ok   loss falls")
 
 
+def loss_parity(argv):
+    """Two runs of the same schedule that differ in one numerical detail (e.g. --precision):
+    the same (epoch, step, update, lr) records, the last epoch's mean step loss within RTOL of
+    each other, and the losses not bitwise identical (the detail must have an effect)."""
+    a, b, rtol = argv[0], argv[1], float(argv[2])
+    ra = read_jsonl(os.path.join(a, "steps.jsonl"))
+    rb = read_jsonl(os.path.join(b, "steps.jsonl"))
+    key = lambda r: (r["epoch"], r["step"], r["update"], r["lr"])
+    if [key(r) for r in ra] != [key(r) for r in rb]:
+        die(f"{a} and {b}: the (epoch, step, update, lr) records differ ({len(ra)} vs {len(rb)} steps)")
+    if not ra:
+        die(f"{a}: no step records")
+    last = ra[-1]["epoch"]
+    la = [r["loss"] for r in ra if r["epoch"] == last]
+    lb = [r["loss"] for r in rb if r["epoch"] == last]
+    ma, mb = sum(la) / len(la), sum(lb) / len(lb)
+    rel = abs(ma - mb) / abs(ma)
+    same = sum(x["loss"] == y["loss"] for x, y in zip(ra, rb))
+    step_rel = max(abs(x["loss"] - y["loss"]) / abs(x["loss"]) for x, y in zip(ra, rb))
+    print(f"{len(ra)} steps; last epoch ({last}) mean loss {ma:.6f} vs {mb:.6f}: relative "
+          f"difference {rel:.2e} (must be <= {rtol:.1e}); largest per-step relative difference "
+          f"{step_rel:.2e}; {same} of {len(ra)} step losses bitwise equal")
+    if not rel <= rtol:
+        die(f"{a} vs {b}: last-epoch mean loss differs by {rel:.2e} > {rtol:.1e}")
+    if same == len(ra):
+        die(f"{a} vs {b}: all {len(ra)} step losses are bitwise identical (no effect)")
+    print("ok   losses agree within the tolerance and are not identical")
+
+
 # --------------------------------------------------------------------------- PNG
 
 def check_png(argv):
@@ -402,7 +433,7 @@ def same_tensors(argv):
 
 CMDS = {
     "make-idx": make_idx, "make-imagefolder": make_imagefolder, "tty-run": tty_run, "make-npy-cases": make_npy_cases, "make-corrupt-st": make_corrupt_st,
-    "log-steps": log_steps, "check-log": check_log, "loss-drop": loss_drop,
+    "log-steps": log_steps, "check-log": check_log, "loss-drop": loss_drop, "loss-parity": loss_parity,
     "check-png": check_png, "check-official": check_official, "same-tensors": same_tensors,
 }
 

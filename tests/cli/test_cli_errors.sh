@@ -123,6 +123,16 @@ expect_fail recon_images_65 '--recon_images must be in \[0, 64\]' pretrain --rec
 expect_fail recon_scale_0 '--recon_scale must be in \[1, 32\]' pretrain --recon_scale 0
 expect_fail num_samples_negative '--num_samples must be >= 0' pretrain --num_samples -1
 expect_fail device_unknown "--device: 'warp9' is not available \\(this build has: cpu\\)" pretrain "${M[@]}" "${FAST[@]}" --output_dir "$OUT" --device warp9
+# --precision: a usage error (exit 2) before any data is read or any training
+expect_fail precision_fp64 "^mae pretrain: --precision must be fp32 or bf16, got 'fp64'" pretrain "${M[@]}" "${FAST[@]}" --output_dir "$OUT" --precision fp64
+if ((RC == 2)); then ok "precision_fp64: exit 2"; else fail "precision_fp64: exit $RC, expected 2"; fi
+# bf16 where the backend cannot run it: exit 2 naming --precision (or it trains, exit 0)
+run_mae "$WORK/pretrain_bf16" pretrain "${M[@]}" "${FAST[@]}" --output_dir "$WORK/out_bf16" --precision bf16
+if ((RC == 0)) || { ((RC == 2)) && grep -q -- '^mae pretrain: --precision bf16.*AVX512_BF16' "$WORK/pretrain_bf16.err"; }; then
+    ok "pretrain_bf16: exit $RC $(head -n1 "$WORK/pretrain_bf16.err" | head -c 200)"
+else
+    fail "pretrain_bf16: exit $RC, expected 0 or 2 with 'mae pretrain: --precision bf16 ... AVX512_BF16': $(head -c 300 "$WORK/pretrain_bf16.err")"
+fi
 
 echo "== model configuration"
 expect_fail model_unknown "--model: unknown model 'vit_gigantic'" pretrain --model vit_gigantic
