@@ -76,11 +76,11 @@ static void run(const shape *s, int reps, int has_bf16) {
                 } else {
                     int prec = impl == 1 ? MAE_PREC_FP32 : MAE_PREC_BF16;
                     if (form == 0)
-                        cpu_gemm(out, N, inp, K, 1, w, 1, K, NULL, M, N, K, 0, prec);
+                        cpu_gemm(out, N, inp, K, 1, w, 1, K, NULL, M, N, K, 0, prec, NULL);
                     else if (form == 1)
-                        cpu_gemm(dinp, K, dout, N, 1, w, K, 1, NULL, M, K, N, 1, prec);
+                        cpu_gemm(dinp, K, dout, N, 1, w, K, 1, NULL, M, K, N, 1, prec, NULL);
                     else
-                        cpu_gemm(dw, K, dout, 1, N, inp, K, 1, NULL, N, K, M, 1, prec);
+                        cpu_gemm(dw, K, dout, 1, N, inp, K, 1, NULL, N, K, M, 1, prec, NULL);
                 }
                 double dt = now() - t0;
                 if (r > 0 && dt < best[impl]) best[impl] = dt;

@@ -38,6 +38,17 @@ typedef struct mae_backend {
      * Any of dinp, dw, dbias may be NULL. */
     void (*matmul_backward)(float *dinp, float *dw, float *dbias, const float *dout,
                             const float *inp, const float *w, int M, int K, int N, int prec);
+    /* The MLP's first layer with its GELU fused into the matmul:
+     * pre (M,N) = inp (M,K) @ w (N,K)^T + bias (N); act (M,N) = gelu(pre). */
+    void (*matmul_forward_gelu)(float *pre, float *act, const float *inp, const float *w,
+                                const float *bias, int M, int K, int N, int prec);
+    /* The MLP's second layer, out = act @ w^T + bias with act = gelu(pre), backward through
+     * the GELU: dpre (M,K) = (dout (M,N) @ w (N,K)) * gelu'(pre) -- OVERWRITTEN, not
+     * accumulated: it is the scratch gradient of an activation with one consumer, and writing
+     * it saves zeroing it; dw (N,K) += dout^T @ act; dbias (N) += colsum(dout). */
+    void (*matmul_backward_gelu)(float *dpre, float *dw, float *dbias, const float *dout,
+                                 const float *act, const float *pre, const float *w, int M,
+                                 int K, int N, int prec);
 
     /* ---- LayerNorm over the last dim, eps MAE_LN_EPS, biased variance (as torch) */
     /* out (N,C), mean (N), rstd (N) <- inp (N,C), w (C), b (C) */

@@ -66,7 +66,7 @@ static double run_case(int form, int M, int N, int K, int bias_on, int accumulat
         }
     int saved = omp_get_max_threads();
     omp_set_num_threads(threads);
-    cpu_gemm(C, ldc, A, ars, acs, B, brs, bcs, bias_on ? bias : NULL, M, N, K, accumulate, prec);
+    cpu_gemm(C, ldc, A, ars, acs, B, brs, bcs, bias_on ? bias : NULL, M, N, K, accumulate, prec, NULL);
     omp_set_num_threads(saved);
     double err = 0, big = 1e-30;
     for (int i = 0; i < M; i++)

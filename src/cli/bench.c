@@ -206,9 +206,10 @@ int cmd_bench(int argc, char **argv) {
                "(encoder %.1f MB for %d of %d tokens)\n",
                pb / 1e6, pb / 1e6, 2 * pb / 1e6, ab / 1e6, eb / 1e6, 1 + K, 1 + L);
     printf("bench: model=%s batch=%d threads=%d steps=%d img/s=%.2f ms/step=%.2f gflops=%.1f "
-           "loss=%.4f pct_peak=%.1f mode=%s precision=%s rss_mb=%.0f\n",
+           "loss=%.4f pct_peak=%.1f mode=%s precision=%s rss_mb=%.0f buffers_mb=%.0f "
+           "peak_gflops=%.1f\n",
            mf.model, batch, mae_get_num_threads(), steps, ips, 1e3 * dt / steps, gflops,
-           (double)loss, pct, infer ? "infer" : "train", prec_name, rss / 1e6);
+           (double)loss, pct, infer ? "infer" : "train", prec_name, rss / 1e6, need / 1e6, peak);
     printf("throughput: %.1f GFLOP/s = %.1f%% of sgemm peak %.1f GFLOP/s (%s)\n", gflops, pct,
            peak, infer ? "encoder forward on all tokens" : "3x forward matmul FLOPs");
     double ph[MAE_NUM_PHASES], in_phases = 0;

@@ -18,6 +18,11 @@ void cpu_matmul_forward(float *out, const float *inp, const float *w, const floa
                         int K, int N, int prec);
 void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                          const float *inp, const float *w, int M, int K, int N, int prec);
+void cpu_matmul_forward_gelu(float *pre, float *act, const float *inp, const float *w,
+                             const float *bias, int M, int K, int N, int prec);
+void cpu_matmul_backward_gelu(float *dpre, float *dw, float *dbias, const float *dout,
+                              const float *act, const float *pre, const float *w, int M, int K,
+                              int N, int prec);
 void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
                            const float *w, const float *b, int N, int C);
 void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,

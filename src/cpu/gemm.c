@@ -52,6 +52,31 @@ static int pick_mb(int M, int npanel, int nt) {
     return (mb + MR - 1) / MR * MR;
 }
 
+/* The fused GELU epilogues, on rows [i, i+R) and columns [j0, j0+nj) of C once their last k
+ * block is done (the tile is still in L1). Same expressions as cpu_gelu_forward/backward, so
+ * fused and unfused results are bitwise equal. */
+static void apply_epilogue(float *C, size_t ldc, const gemm_epi *e, int i, int R, int j0, int nj) {
+    for (int r = 0; r < R; r++) {
+        float *c = C + (size_t)(i + r) * ldc + j0;
+        if (e->kind == GEMM_EPI_GELU) {
+            float *a = e->act + (size_t)(i + r) * e->ld_act + j0;
+#pragma omp simd
+            for (int j = 0; j < nj; j++) {
+                float x = c[j], g;
+                a[j] = x * vm_normal_cdf(x, &g);
+            }
+        } else if (e->kind == GEMM_EPI_DGELU) {
+            const float *pre = e->pre + (size_t)(i + r) * e->ld_pre + j0;
+#pragma omp simd
+            for (int j = 0; j < nj; j++) {
+                float x = pre[j], g;
+                float cdf = vm_normal_cdf(x, &g);
+                c[j] = 0.0f + c[j] * (cdf + x * (VM_INV_SQRT_2PI * g));
+            }
+        }
+    }
+}
+
 #ifdef MAE_AVX512
 /* ------------------------------------------------------------------ fp32 */
 
@@ -139,7 +164,7 @@ static inline __attribute__((always_inline)) void tile_f32(
 
 static void gemm_f32(float *C, size_t ldc, const float *A, size_t ars, size_t acs,
                      const float *B, size_t brs, size_t bcs, const float *bias, int M, int N,
-                     int K, int accumulate) {
+                     int K, int accumulate, const gemm_epi *epi) {
     int np = (N + NR - 1) / NR;
     float *Bp = cpu_scratch(CPU_SCRATCH_GEMM_B, sizeof(float) * (size_t)np * NR * (K > 0 ? K : 1));
     int nt = omp_in_parallel() ? 1 : cpu_max_threads();
@@ -148,7 +173,7 @@ static void gemm_f32(float *C, size_t ldc, const float *A, size_t ars, size_t ac
     {
         pack_b_f32(Bp, B, brs, bcs, K, N);
         /* (implicit barrier of the omp for in pack_b_f32) */
-#pragma omp for schedule(static) collapse(2)
+#pragma omp for schedule(dynamic, 1) collapse(2)
         for (int ib = 0; ib < nmb; ib++) {
             for (int p = 0; p < np; p++) {
                 int i0 = ib * mb, i1 = i0 + mb < M ? i0 + mb : M, j0 = p * NR;
@@ -163,6 +188,7 @@ static void gemm_f32(float *C, size_t ldc, const float *A, size_t ars, size_t ac
                         TILE_RW(tile_f32, R, W, C + (size_t)i * ldc + j0, ldc,
                                 A + (size_t)i * ars + (size_t)k0 * acs, ars, acs,
                                 bpan + (size_t)k0 * NR, kc, init, bias ? bias + j0 : NULL, tail);
+                        if (epi && k0 + kc >= K) apply_epilogue(C, ldc, epi, i, R, j0, nj);
                     }
                     if (K == 0) break;
                 }
@@ -327,7 +353,7 @@ static inline __attribute__((always_inline)) void tile_bf16(
 
 static void gemm_bf16(float *C, size_t ldc, const float *A, size_t ars, size_t acs,
                       const float *B, size_t brs, size_t bcs, const float *bias, int M, int N,
-                      int K, int accumulate) {
+                      int K, int accumulate, const gemm_epi *epi) {
     int np = (N + NR - 1) / NR, K2 = (K + 1) / 2;
     size_t k2 = K2 > 0 ? (size_t)K2 : 1;
     uint32_t *Bp = cpu_scratch(CPU_SCRATCH_GEMM_B, sizeof(uint32_t) * (size_t)np * NR * k2);
@@ -345,7 +371,7 @@ static void gemm_bf16(float *C, size_t ldc, const float *A, size_t ars, size_t a
             prs = rs;
             pcs = cs;
         }
-#pragma omp for schedule(static) collapse(2)
+#pragma omp for schedule(dynamic, 1) collapse(2)
         for (int ib = 0; ib < nmb; ib++) {
             for (int p = 0; p < np; p++) {
                 int i0 = ib * mb, i1 = i0 + mb < M ? i0 + mb : M, j0 = p * NR;
@@ -360,6 +386,7 @@ static void gemm_bf16(float *C, size_t ldc, const float *A, size_t ars, size_t a
                         TILE_RW(tile_bf16, R, W, C + (size_t)i * ldc + j0, ldc,
                                 Ap + (size_t)i * prs + (size_t)k0 * pcs, prs, pcs,
                                 bpan + (size_t)k0 * NR, kc, init, bias ? bias + j0 : NULL, tail);
+                        if (epi && k0 + kc >= K2) apply_epilogue(C, ldc, epi, i, R, j0, nj);
                     }
                     if (K2 == 0) break;
                 }
@@ -374,7 +401,7 @@ static void gemm_bf16(float *C, size_t ldc, const float *A, size_t ars, size_t a
 #ifndef MAE_AVX512
 static void gemm_ref(float *C, size_t ldc, const float *A, size_t ars, size_t acs,
                      const float *B, size_t brs, size_t bcs, const float *bias, int M, int N,
-                     int K, int accumulate) {
+                     int K, int accumulate, const gemm_epi *epi) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
@@ -383,27 +410,30 @@ static void gemm_ref(float *C, size_t ldc, const float *A, size_t ars, size_t ac
             float a = A[(size_t)i * ars + (size_t)k * acs];
             for (int j = 0; j < N; j++) c[j] = VM_FMA(a, B[(size_t)k * brs + (size_t)j * bcs], c[j]);
         }
+        if (epi) apply_epilogue(C, ldc, epi, i, 1, 0, N);
     }
 }
 #endif
 
 void cpu_gemm(float *C, size_t ldc, const float *A, size_t ars, size_t acs, const float *B,
               size_t brs, size_t bcs, const float *bias, int M, int N, int K, int accumulate,
-              int prec) {
+              int prec, const gemm_epi *epi) {
     if (M <= 0 || N <= 0) return;
     MAE_ASSERT(!(accumulate && bias) && "cpu_gemm: bias only when overwriting C");
+    MAE_ASSERT(!(accumulate && epi) && "cpu_gemm: an epilogue only when overwriting C");
+    if (epi && epi->kind == GEMM_EPI_NONE) epi = NULL;
     if (prec == MAE_PREC_BF16) {
 #ifdef GEMM_BF16
         MAE_ASSERT(cpu_gemm_has_bf16());
-        gemm_bf16(C, ldc, A, ars, acs, B, brs, bcs, bias, M, N, K, accumulate);
+        gemm_bf16(C, ldc, A, ars, acs, B, brs, bcs, bias, M, N, K, accumulate, epi);
         return;
 #else
         MAE_ASSERT(0 && "cpu_gemm: bf16 not compiled in");
 #endif
     }
 #ifdef MAE_AVX512
-    gemm_f32(C, ldc, A, ars, acs, B, brs, bcs, bias, M, N, K, accumulate);
+    gemm_f32(C, ldc, A, ars, acs, B, brs, bcs, bias, M, N, K, accumulate, epi);
 #else
-    gemm_ref(C, ldc, A, ars, acs, B, brs, bcs, bias, M, N, K, accumulate);
+    gemm_ref(C, ldc, A, ars, acs, B, brs, bcs, bias, M, N, K, accumulate, epi);
 #endif
 }

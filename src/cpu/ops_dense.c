@@ -15,26 +15,57 @@ int cpu_has_precision(int prec) {
 /* out (M,N) = inp (M,K) @ w (N,K)^T + bias (N) */
 void cpu_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int M,
                         int K, int N, int prec) {
-    cpu_gemm(out, (size_t)N, inp, (size_t)K, 1, w, 1, (size_t)K, bias, M, N, K, 0, prec);
+    cpu_gemm(out, (size_t)N, inp, (size_t)K, 1, w, 1, (size_t)K, bias, M, N, K, 0, prec, NULL);
+}
+
+/* pre (M,N) = inp (M,K) @ w (N,K)^T + bias; act (M,N) = gelu(pre), in the GEMM's epilogue */
+void cpu_matmul_forward_gelu(float *pre, float *act, const float *inp, const float *w,
+                             const float *bias, int M, int K, int N, int prec) {
+    gemm_epi e = {GEMM_EPI_GELU, act, (size_t)N, NULL, 0};
+    cpu_gemm(pre, (size_t)N, inp, (size_t)K, 1, w, 1, (size_t)K, bias, M, N, K, 0, prec, &e);
+}
+
+/* dbias (N) += column sums of dout (M,N): partial sums over fixed blocks of DB_ROWS rows,
+ * added in block order (the same result at any number of threads) */
+#define DB_ROWS 128
+static void colsum_acc(float *dbias, const float *dout, int M, int N) {
+    int nblk = (M + DB_ROWS - 1) / DB_ROWS;
+    float *part = cpu_scratch(3, sizeof(float) * (size_t)N * (nblk > 0 ? nblk : 1));
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < nblk; k++) {
+        float *p = part + (size_t)k * N;
+        int m1 = (k + 1) * DB_ROWS < M ? (k + 1) * DB_ROWS : M;
+        memcpy(p, dout + (size_t)k * DB_ROWS * N, sizeof(float) * N);
+        for (int m = k * DB_ROWS + 1; m < m1; m++) {
+            const float *row = dout + (size_t)m * N;
+#pragma omp simd
+            for (int n = 0; n < N; n++) p[n] += row[n];
+        }
+    }
+    for (int k = 0; k < nblk; k++) {
+        const float *p = part + (size_t)k * N;
+#pragma omp simd
+        for (int n = 0; n < N; n++) dbias[n] += p[n];
+    }
 }
 
 /* dinp (M,K) += dout (M,N) @ w (N,K); dw (N,K) += dout^T @ inp (M,K); dbias (N) += colsum */
 void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
                          const float *inp, const float *w, int M, int K, int N, int prec) {
-    if (dinp) cpu_gemm(dinp, (size_t)K, dout, (size_t)N, 1, w, (size_t)K, 1, NULL, M, K, N, 1, prec);
-    if (dw) cpu_gemm(dw, (size_t)K, dout, 1, (size_t)N, inp, (size_t)K, 1, NULL, N, K, M, 1, prec);
-    if (dbias) {
-        /* column sums: each thread sums a block of columns over all rows (deterministic) */
-#pragma omp parallel
-        {
-            int nt = omp_get_num_threads(), it = omp_get_thread_num();
-            int chunk = (N + nt - 1) / nt, n0 = it * chunk, n1 = n0 + chunk < N ? n0 + chunk : N;
-            for (int m = 0; m < M; m++) {
-                const float *row = dout + (size_t)m * N;
-                for (int n = n0; n < n1; n++) dbias[n] += row[n];
-            }
-        }
-    }
+    if (dinp) cpu_gemm(dinp, (size_t)K, dout, (size_t)N, 1, w, (size_t)K, 1, NULL, M, K, N, 1, prec, NULL);
+    if (dw) cpu_gemm(dw, (size_t)K, dout, 1, (size_t)N, inp, (size_t)K, 1, NULL, N, K, M, 1, prec, NULL);
+    if (dbias) colsum_acc(dbias, dout, M, N);
+}
+
+/* through the GELU: dpre (M,K) = (dout @ w) * gelu'(pre) (overwritten); dw += dout^T @ act;
+ * dbias += colsum(dout) */
+void cpu_matmul_backward_gelu(float *dpre, float *dw, float *dbias, const float *dout,
+                              const float *act, const float *pre, const float *w, int M, int K,
+                              int N, int prec) {
+    gemm_epi e = {GEMM_EPI_DGELU, NULL, 0, pre, (size_t)K};
+    cpu_gemm(dpre, (size_t)K, dout, (size_t)N, 1, w, (size_t)K, 1, NULL, M, K, N, 0, prec, &e);
+    if (dw) cpu_gemm(dw, (size_t)K, dout, 1, (size_t)N, act, (size_t)K, 1, NULL, N, K, M, 1, prec, NULL);
+    if (dbias) colsum_acc(dbias, dout, M, N);
 }
 
 /* out (N,C), mean (N), rstd (N) <- inp (N,C), w (C), b (C) */

@@ -32,8 +32,7 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
         /* x = x + fc2(gelu(fc1(norm2(x)))) */
         be->layernorm_forward(ln2, LAYER(s->ln2_mean, l, sN), LAYER(s->ln2_rstd, l, sN), res2,
                               w->ln2_w, w->ln2_b, BT, C);
-        be->matmul_forward(fch, ln2, w->fc1_w, w->fc1_b, BT, C, Hm, m->prec);
-        be->gelu_forward(fcg, fch, (size_t)BT * Hm);
+        be->matmul_forward_gelu(fch, fcg, ln2, w->fc1_w, w->fc1_b, BT, C, Hm, m->prec);
         be->matmul_forward(out, fcg, w->fc2_w, w->fc2_b, BT, Hm, C, m->prec);
         be->add_inplace(out, res2, (size_t)BT * C);
     }
@@ -45,7 +44,7 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
     int C = s->C, Hm = s->Hm, BT = B * T;
     size_t sC = (size_t)m->max_batch * s->Tmax * C, sH = (size_t)m->max_batch * s->Tmax * Hm;
     size_t sN = (size_t)m->max_batch * s->Tmax, sA = sN * s->NH * s->Tmax;
-    size_t nC = (size_t)BT * C, nH = (size_t)BT * Hm;
+    size_t nC = (size_t)BT * C;
     float *G = s->G, *dA = m->dA, *dB = m->dB, *dC = m->dC;
     for (int l = s->nl - 1; l >= 0; l--) {
         const mae_block_w *w = &s->w[l];
@@ -56,10 +55,8 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
         float *att = LAYER(s->att, l, sA);
         float *fch = LAYER(s->fch, l, sH), *fcg = LAYER(s->fch_gelu, l, sH);
         /* MLP branch; G then also carries d res2 through the residual */
-        be->zero(dA, nH * sizeof(float));
-        be->matmul_backward(dA, g->fc2_w, g->fc2_b, G, fcg, w->fc2_w, BT, Hm, C, m->prec);
-        be->zero(dB, nH * sizeof(float));
-        be->gelu_backward(dB, fch, dA, nH);
+        be->matmul_backward_gelu(dB, g->fc2_w, g->fc2_b, G, fcg, fch, w->fc2_w, BT, Hm, C,
+                                 m->prec);
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->fc1_w, g->fc1_b, dB, ln2, w->fc1_w, BT, C, Hm, m->prec);
         be->layernorm_backward(G, g->ln2_w, g->ln2_b, dC, res2, w->ln2_w,
