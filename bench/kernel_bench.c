@@ -148,7 +148,8 @@ static void adamw_case(const mae_backend *be, size_t n, int reps) {
     float *p2 = malloc(n * 4), *m2 = malloc(n * 4), *v2 = malloc(n * 4);
     memcpy(p2, p, n * 4), memcpy(m2, m, n * 4), memcpy(v2, v, n * 4);
     float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.05f, bc1 = 0.1f, bc2 = 0.05f;
-    be->adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+    mae_adamw_seg seg = {0, n, wd};
+    be->adamw(p, g, m, v, &seg, 1, lr, b1, b2, eps, bc1, bc2, 0);
     float step = lr / bc1, sbc2 = sqrtf(bc2), decay = 1.0f - lr * wd;
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -159,7 +160,7 @@ static void adamw_case(const mae_backend *be, size_t n, int reps) {
         if (memcmp(&mi, &m[i], 4) || memcmp(&vi, &v[i], 4) || memcmp(&pi, &p[i], 4)) bad++;
     }
     double t0 = mae_clock();
-    for (int r = 0; r < reps; r++) be->adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+    for (int r = 0; r < reps; r++) be->adamw(p, g, m, v, &seg, 1, lr, b1, b2, eps, bc1, bc2, 0);
     double t = (mae_clock() - t0) / reps;
     printf("adamw     n=%zu  %.2f ms (%.1f GB/s)  bitwise mismatches vs scalar formula: %zu%s\n", n,
            t * 1e3, 28.0 * n / t / 1e9, bad, bad ? "  FAIL" : "");

@@ -18,6 +18,12 @@
 /* MAE_PREC_FP32 / MAE_PREC_BF16 */
 #include "mae.h"
 
+/* a span of the flat parameter buffer and its AdamW weight decay */
+typedef struct mae_adamw_seg {
+    size_t offset, n;
+    float wd;
+} mae_adamw_seg;
+
 typedef struct mae_backend {
     const char *name;
 
@@ -105,11 +111,15 @@ typedef struct mae_backend {
     float (*mae_loss)(float *dpred, const float *pred, const float *target, const float *mask,
                       int B, int L, int P, int norm_pix, float dloss);
 
-    /* ---- optimizer. torch.optim.AdamW semantics:
+    /* ---- optimizer. torch.optim.AdamW semantics, per element of each segment (wd its own):
      * p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-     * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - beta^step. */
-    void (*adamw)(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-                  float beta2, float eps, float wd, float bc1, float bc2);
+     * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - beta^step.
+     * One call updates every segment of the flat buffers p, g, m, v (offsets in floats), in one
+     * parallel pass; with zero_grad, g is set to 0 once used (the next step's zero_grad, fused:
+     * the gradient is not read again). Elements outside the segments are not touched. */
+    void (*adamw)(float *p, float *g, float *m, float *v, const mae_adamw_seg *segs, int nseg,
+                  float lr, float beta1, float beta2, float eps, float bc1, float bc2,
+                  int zero_grad);
     /* returns sum of squares of x (n), computed in double; used for finite checks / grad norm */
     double (*sumsq)(const float *x, size_t n);
 } mae_backend;

@@ -1055,7 +1055,8 @@ static void test_adamw(const mae_backend *be, size_t n, float lr, float wd) {
         double *gd = tc_dcopy(&tc, g, n);
         ref_adamw(rp, gd, rm, rv, n, (double)lr, (double)b1, (double)b2, (double)eps, (double)wd,
                   (double)(float)bc1, (double)(float)bc2);
-        be->adamw(d_p, d_g, d_m, d_v, n, lr, b1, b2, eps, wd, (float)bc1, (float)bc2);
+        mae_adamw_seg seg = {0, n, wd};
+        be->adamw(d_p, d_g, d_m, d_v, &seg, 1, lr, b1, b2, eps, (float)bc1, (float)bc2, 0);
         float *np = tc_get(&tc, d_p, n), *nmv = tc_get(&tc, d_m, n), *nv = tc_get(&tc, d_v, n);
         for (size_t i = 0; i < n; i++) {
             dref[i] = rp[i] - (double)cp[i];
@@ -1079,6 +1080,48 @@ static void test_adamw(const mae_backend *be, size_t n, float lr, float wd) {
     tc_check(&tc, "v", ev, TOL_FWD / 10);
     /* update p_new - p_old: error / its bound (above) */
     tc_check(&tc, "update/bound", eu, 1.0);
+    tc_end(&tc);
+}
+
+/* several segments of one flat buffer, each with its own weight decay, zero_grad on: every
+ * segment matches a one-segment call bit for bit, its gradient is zeroed, and the elements
+ * between segments (a gap, like the fixed position embeddings) are left untouched */
+static void test_adamw_segments(const mae_backend *be) {
+    tcase tc;
+    tc_begin(&tc, be, "adamw", "4 segments + gaps, zero_grad");
+    const mae_adamw_seg segs[4] = {{0, 1000, 0.05f}, {1003, 17, 0.0f}, {1020, 40000, 0.3f},
+                                   {41030, 1, 0.05f}};
+    size_t n = 41040;
+    float *p = tc_f(&tc, n), *m = tc_f(&tc, n), *v = tc_f(&tc, n), *g = tc_f(&tc, n);
+    fill_uniform(p, n, -1, 1);
+    fill_uniform(m, n, -0.1, 0.1);
+    fill_uniform(v, n, 0, 0.1);
+    fill_uniform(g, n, -1, 1);
+    float *d_p = tc_out(&tc, p, n), *d_m = tc_out(&tc, m, n), *d_v = tc_out(&tc, v, n);
+    float *d_g = tc_out(&tc, g, n);
+    be->adamw(d_p, d_g, d_m, d_v, segs, 4, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.05f, 1);
+    float *gp = tc_get(&tc, d_p, n), *gm = tc_get(&tc, d_m, n), *gv = tc_get(&tc, d_v, n);
+    float *gg = tc_get(&tc, d_g, n);
+    size_t bad = 0, notzero = 0, touched = 0;
+    for (int s = 0; s < 4; s++) {
+        size_t o = segs[s].offset, k = segs[s].n;
+        float *e_p = tc_out(&tc, p + o, k), *e_m = tc_out(&tc, m + o, k), *e_v = tc_out(&tc, v + o, k);
+        float *e_g = tc_in(&tc, g + o, k);
+        mae_adamw_seg one = {0, k, segs[s].wd};
+        be->adamw(e_p, e_g, e_m, e_v, &one, 1, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.05f, 0);
+        float *wp = tc_get(&tc, e_p, k), *wm = tc_get(&tc, e_m, k), *wv = tc_get(&tc, e_v, k);
+        bad += memcmp(wp, gp + o, k * 4) != 0;
+        bad += memcmp(wm, gm + o, k * 4) != 0;
+        bad += memcmp(wv, gv + o, k * 4) != 0;
+        for (size_t i = 0; i < k; i++) notzero += gg[o + i] != 0.0f;
+    }
+    static const size_t gaps[][2] = {{1000, 1003}, {41020, 41030}, {41031, 41040}};
+    for (int q = 0; q < 3; q++)
+        for (size_t i = gaps[q][0]; i < gaps[q][1]; i++)
+            touched += gp[i] != p[i] || gm[i] != m[i] || gv[i] != v[i] || gg[i] != g[i];
+    tc_check(&tc, "segments differing from one-segment calls", (double)bad, 0);
+    tc_check(&tc, "gradients not zeroed", (double)notzero, 0);
+    tc_check(&tc, "gap elements changed", (double)touched, 0);
     tc_end(&tc);
 }
 
@@ -1179,6 +1222,7 @@ int run_op_tests(const mae_backend *be) {
     test_adamw(be, 1003, 1e-3f, 0.05f);
     test_adamw(be, 1003, 0.1f, 0.0f);
     test_adamw(be, 1, 1e-2f, 0.3f);
+    test_adamw_segments(be);
 
     test_sumsq(be, 1, 1.0);
     test_sumsq(be, 7, 1.0);

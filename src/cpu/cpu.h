@@ -32,8 +32,8 @@ void cpu_gelu_forward(float *out, const float *inp, size_t n);
 void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
 void cpu_add(float *out, const float *a, const float *b, size_t n);
 void cpu_add_inplace(float *acc, const float *x, size_t n);
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-               float beta2, float eps, float wd, float bc1, float bc2);
+void cpu_adamw(float *p, float *g, float *m, float *v, const mae_adamw_seg *segs, int nseg,
+               float lr, float beta1, float beta2, float eps, float bc1, float bc2, int zero_grad);
 double cpu_sumsq(const float *x, size_t n);
 
 void cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,

@@ -179,23 +179,19 @@ static inline void adamw_one(float *p, const float *g, float *m, float *v, size_
     p[i] = p[i] * decay - step * mi / (sqrtf(vi) / sbc2 + eps);
 }
 
-/* Memory bound (7 floats moved per parameter). GCC will not vectorise sqrtf in ISO C mode
- * (errno), so the AVX-512 path spells the same operations, in the same order and unfused,
- * with intrinsics: results are bitwise identical to adamw_one as GCC compiles it in this ISO C
- * build (no contraction); bench/kernel_bench.c checks this. */
-void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1,
-               float beta2, float eps, float wd, float bc1, float bc2) {
-    float step = lr / bc1, sbc2 = sqrtf(bc2), decay = 1.0f - lr * wd;
-    size_t nv = 0;
+/* Memory bound (7 floats moved per parameter, 8 with zero_grad). GCC will not vectorise sqrtf
+ * in ISO C mode (errno), so the AVX-512 path spells the same operations, in the same order and
+ * unfused, with intrinsics: results are bitwise identical to adamw_one as GCC compiles it in
+ * this ISO C build (no contraction); bench/kernel_bench.c checks this. */
+static void adamw_span(float *p, float *g, float *m, float *v, size_t n, float beta1,
+                       float beta2, float eps, float step, float sbc2, float decay, int zero_grad) {
+    size_t i = 0;
 #ifdef MAE_AVX512
-    nv = n / 16;
     const __m512 b1 = _mm512_set1_ps(beta1), c1 = _mm512_set1_ps(1.0f - beta1);
     const __m512 b2 = _mm512_set1_ps(beta2), c2 = _mm512_set1_ps(1.0f - beta2);
     const __m512 vstep = _mm512_set1_ps(step), vsbc2 = _mm512_set1_ps(sbc2);
     const __m512 veps = _mm512_set1_ps(eps), vdecay = _mm512_set1_ps(decay);
-#pragma omp parallel for schedule(static)
-    for (size_t j = 0; j < nv; j++) {
-        size_t i = j * 16;
+    for (; i + 16 <= n; i += 16) {
         __m512 gi = _mm512_loadu_ps(g + i);
         __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(m + i)), _mm512_mul_ps(c1, gi));
         __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(v + i)),
@@ -205,15 +201,34 @@ void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr,
         __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), vsbc2), veps);
         __m512 upd = _mm512_div_ps(_mm512_mul_ps(vstep, mi), den);
         _mm512_storeu_ps(p + i, _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(p + i), vdecay), upd));
+        if (zero_grad) _mm512_storeu_ps(g + i, _mm512_setzero_ps());
     }
-    nv *= 16;
 #endif
-    size_t rest = n - nv;
-    if (rest > 4096) {
-#pragma omp parallel for schedule(static)
-        for (size_t i = nv; i < n; i++) adamw_one(p, g, m, v, i, beta1, beta2, eps, step, sbc2, decay);
-    } else {
-        for (size_t i = nv; i < n; i++) adamw_one(p, g, m, v, i, beta1, beta2, eps, step, sbc2, decay);
+    for (; i < n; i++) {
+        adamw_one(p, g, m, v, i, beta1, beta2, eps, step, sbc2, decay);
+        if (zero_grad) g[i] = 0.0f;
+    }
+}
+
+/* Every segment is split evenly over the threads (16-float aligned cuts) in one parallel region,
+ * without barriers between segments: ~150 tensors (ViT-B) cost one fork/join, not 150. */
+void cpu_adamw(float *p, float *g, float *m, float *v, const mae_adamw_seg *segs, int nseg,
+               float lr, float beta1, float beta2, float eps, float bc1, float bc2,
+               int zero_grad) {
+    float step = lr / bc1, sbc2 = sqrtf(bc2);
+    size_t total = 0;
+    for (int s = 0; s < nseg; s++) total += segs[s].n;
+#pragma omp parallel if (total > 16384)
+    {
+        size_t nt = (size_t)omp_get_num_threads(), it = (size_t)omp_get_thread_num();
+        for (int s = 0; s < nseg; s++) {
+            size_t n = segs[s].n, o = segs[s].offset;
+            size_t a = (n * it / nt) & ~(size_t)15, b = it + 1 == nt ? n : (n * (it + 1) / nt) & ~(size_t)15;
+            if (b <= a) continue;
+            float decay = 1.0f - lr * segs[s].wd;
+            adamw_span(p + o + a, g + o + a, m + o + a, v + o + a, b - a, beta1, beta2, eps, step,
+                       sbc2, decay, zero_grad);
+        }
     }
 }
 

@@ -11,6 +11,8 @@ struct mae_trainer {
     mae_train_config tc;
     float *moments; /* one allocation: exp_avg (nparams) then exp_avg_sq (nparams) */
     float *exp_avg, *exp_avg_sq;
+    mae_adamw_seg *segs; /* trainable tensors: offset, size, weight decay */
+    int nseg;
     int64_t step;  /* optimizer updates done */
     int64_t micro; /* micro-batches done */
     double lr;
@@ -78,6 +80,15 @@ mae_trainer *mae_trainer_create(mae_model *m, const mae_train_config *tc, mae_er
     m->be->zero(t->moments, bytes);
     t->exp_avg = t->moments;
     t->exp_avg_sq = t->moments + m->nparams;
+    t->segs = mae_xcalloc((size_t)m->ntensors, sizeof *t->segs);
+    for (int i = 0; i < m->ntensors; i++) {
+        const mae_tensor_entry *e = &m->tensors[i];
+        if (!e->info.trainable) continue;
+        t->segs[t->nseg].offset = e->offset;
+        t->segs[t->nseg].n = e->info.numel;
+        t->segs[t->nseg].wd = e->info.weight_decay ? (float)tc->weight_decay : 0.0f;
+        t->nseg++;
+    }
     mae_zero_grad(m);
     return t;
 }
@@ -85,6 +96,7 @@ mae_trainer *mae_trainer_create(mae_model *m, const mae_train_config *tc, mae_er
 void mae_trainer_free(mae_trainer *t) {
     if (!t) return;
     if (t->moments) t->m->be->free(t->moments);
+    free(t->segs);
     free(t);
 }
 
@@ -92,20 +104,16 @@ double mae_trainer_lr(const mae_trainer *t) { return t->lr; }
 int64_t mae_trainer_num_updates(const mae_trainer *t) { return t->step; }
 int64_t mae_trainer_num_micro(const mae_trainer *t) { return t->micro; }
 
+/* one AdamW pass over all trainable tensors (segments built once in mae_trainer_create), with
+ * the gradients zeroed as they are consumed */
 static void adamw_step(mae_trainer *t) {
     mae_model *m = t->m;
     const mae_train_config *tc = &t->tc;
     t->step++;
     float bc1 = (float)(1.0 - pow(tc->beta1, (double)t->step));
     float bc2 = (float)(1.0 - pow(tc->beta2, (double)t->step));
-    for (int i = 0; i < m->ntensors; i++) {
-        const mae_tensor_entry *e = &m->tensors[i];
-        if (!e->info.trainable) continue;
-        float wd = e->info.weight_decay ? (float)tc->weight_decay : 0.0f;
-        m->be->adamw(m->params + e->offset, m->grads + e->offset, t->exp_avg + e->offset,
-                     t->exp_avg_sq + e->offset, e->info.numel, (float)t->lr, (float)tc->beta1,
-                     (float)tc->beta2, (float)tc->eps, wd, bc1, bc2);
-    }
+    m->be->adamw(m->params, m->grads, t->exp_avg, t->exp_avg_sq, t->segs, t->nseg, (float)t->lr,
+                 (float)tc->beta1, (float)tc->beta2, (float)tc->eps, bc1, bc2, 1);
 }
 
 int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int B,
@@ -124,8 +132,7 @@ int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int 
     t->micro++;
     if (t->micro % accum == 0) {
         double t0 = mae_clock();
-        adamw_step(t);
-        mae_zero_grad(t->m);
+        adamw_step(t); /* also zeroes the gradients */
         t->m->phase_s[MAE_PHASE_OPTIMIZER] += mae_clock() - t0;
     }
     return MAE_OK;
