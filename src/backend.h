@@ -77,7 +77,9 @@ typedef struct mae_backend {
      * out (B,T,C), att (B,NH,T,T) softmax probabilities kept for backward. */
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C,
                               int NH);
-    /* dqkv (B,T,3C) +=; datt (B,NH,T,T) is scratch (contents overwritten). */
+    /* dqkv (B,T,3C) is OVERWRITTEN, not accumulated (the scratch gradient of the qkv output,
+     * whose one consumer is this op: writing saves zeroing 3x the residual width);
+     * datt (B,NH,T,T) is scratch (contents overwritten). */
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
                                const float *att, int B, int T, int C, int NH);
 

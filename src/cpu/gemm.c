@@ -53,8 +53,8 @@ static int pick_mb(int M, int npanel, int nt) {
 }
 
 /* The fused GELU epilogues, on rows [i, i+R) and columns [j0, j0+nj) of C once their last k
- * block is done (the tile is still in L1). Same expressions as cpu_gelu_forward/backward, so
- * fused and unfused results are bitwise equal. */
+ * block is done (the tile is still in L1). The forward is cpu_gelu_forward's expression (bitwise
+ * equal); the backward uses the forward's output (below). */
 static void apply_epilogue(float *C, size_t ldc, const gemm_epi *e, int i, int R, int j0, int nj) {
     for (int r = 0; r < R; r++) {
         float *c = C + (size_t)(i + r) * ldc + j0;
@@ -66,12 +66,19 @@ static void apply_epilogue(float *C, size_t ldc, const gemm_epi *e, int i, int R
                 a[j] = x * vm_normal_cdf(x, &g);
             }
         } else if (e->kind == GEMM_EPI_DGELU) {
+            /* gelu'(x) = Phi(x) + x phi(x). Phi(x) is recovered from the forward's act =
+             * x Phi(x) (one division instead of erf's polynomials; 0.5 at x = 0), and
+             * exp(-x^2/2) is formed with x^2/2 split into hi + lo as vm_normal_cdf does. */
             const float *pre = e->pre + (size_t)(i + r) * e->ld_pre + j0;
+            const float *act = e->act_in + (size_t)(i + r) * e->ld_act_in + j0;
 #pragma omp simd
             for (int j = 0; j < nj; j++) {
-                float x = pre[j], g;
-                float cdf = vm_normal_cdf(x, &g);
-                c[j] = 0.0f + c[j] * (cdf + x * (VM_INV_SQRT_2PI * g));
+                float x = pre[j], x2 = x * x;
+                float hi = 0.5f * x2, lo = 0.5f * VM_SQR_LO(x, x2);
+                float ez = vm_exp(-hi);
+                ez = ez - ez * lo;
+                float cdf = x != 0.0f ? act[j] / x : 0.5f;
+                c[j] = c[j] * (cdf + x * (VM_INV_SQRT_2PI * ez));
             }
         }
     }

@@ -6,7 +6,8 @@
 
 /* Optional epilogue, applied to each finished tile of C (C overwritten, accumulate = 0):
  *   GEMM_EPI_GELU:  act (M,N), row stride ld_act, = gelu(C)          (C keeps the pre-activation)
- *   GEMM_EPI_DGELU: C = C * gelu'(pre), pre (M,N) with row stride ld_pre */
+ *   GEMM_EPI_DGELU: C = C * gelu'(pre), pre (M,N) with row stride ld_pre and act_in = gelu(pre)
+ *                   (row stride ld_act_in), the forward's output, from which Phi is taken */
 enum { GEMM_EPI_NONE, GEMM_EPI_GELU, GEMM_EPI_DGELU };
 typedef struct gemm_epi {
     int kind;
@@ -14,6 +15,8 @@ typedef struct gemm_epi {
     size_t ld_act;
     const float *pre;
     size_t ld_pre;
+    const float *act_in;
+    size_t ld_act_in;
 } gemm_epi;
 
 /* C (M,N) = [C +] A (M,K) @ B (K,N) [+ bias (N)], C row stride ldc.

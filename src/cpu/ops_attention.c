@@ -166,17 +166,18 @@ void cpu_attention_forward(float *out, float *att, const float *qkv, int B, int 
     }
 }
 
-/* dst (T rows, stride ld) += src (T x hdp)[:, :hd] */
-static void add_rows(float *dst, size_t ld, const float *src, int T, int hd, int hdp) {
+/* dst (T rows, stride ld) = src (T x hdp)[:, :hd] */
+static void store_rows(float *dst, size_t ld, const float *src, int T, int hd, int hdp) {
     for (int t = 0; t < T; t++) {
         float *d = dst + t * ld;
         const float *s = src + (size_t)t * hdp;
 #pragma omp simd
-        for (int i = 0; i < hd; i++) d[i] += s[i];
+        for (int i = 0; i < hd; i++) d[i] = s[i];
     }
 }
 
-/* dqkv (B,T,3C) += ; datt (B,NH,T,T) scratch (unused) */
+/* dqkv (B,T,3C) overwritten (each (b, h) task writes its q, k and v columns); datt (B,NH,T,T)
+ * scratch (unused) */
 void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
                             const float *att, int B, int T, int C, int NH) {
     (void)datt;
@@ -202,9 +203,9 @@ void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const f
                 load_rows(k, base + C, C3, T, hd, hdp);
                 load_cols(vt, base + 2 * C, C3, T, hd, Tp);
                 load_rows(go, dout + (size_t)b * T * C + (size_t)h * hd, C, T, hd, hdp);
-                /* dv += att^T @ dout */
+                /* dv = att^T @ dout */
                 mm_nn(g, hdp, a, 1, T, go, hdp, T, hdp, T);
-                add_rows(dbase + 2 * C, C3, g, T, hd, hdp);
+                store_rows(dbase + 2 * C, C3, g, T, hd, hdp);
                 /* d(att) = dout @ v^T; softmax backward: ds = att * (datt - rowsum(datt*att)),
                  * times the score scale */
                 mm_nn(ds, Tp, go, hdp, 1, vt, Tp, T, Tp, hd);
@@ -217,11 +218,11 @@ void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const f
 #pragma omp simd
                     for (int s = 0; s < T; s++) row[s] = p[s] * (row[s] - dot) * scale;
                 }
-                /* dq += ds @ k ; dk += ds^T @ q */
+                /* dq = ds @ k ; dk = ds^T @ q */
                 mm_nn(g, hdp, ds, Tp, 1, k, hdp, T, hdp, T);
-                add_rows(dbase, C3, g, T, hd, hdp);
+                store_rows(dbase, C3, g, T, hd, hdp);
                 mm_nn(g, hdp, ds, 1, Tp, q, hdp, T, hdp, T);
-                add_rows(dbase + C, C3, g, T, hd, hdp);
+                store_rows(dbase + C, C3, g, T, hd, hdp);
             }
         }
     }

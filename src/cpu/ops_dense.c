@@ -21,7 +21,7 @@ void cpu_matmul_forward(float *out, const float *inp, const float *w, const floa
 /* pre (M,N) = inp (M,K) @ w (N,K)^T + bias; act (M,N) = gelu(pre), in the GEMM's epilogue */
 void cpu_matmul_forward_gelu(float *pre, float *act, const float *inp, const float *w,
                              const float *bias, int M, int K, int N, int prec) {
-    gemm_epi e = {GEMM_EPI_GELU, act, (size_t)N, NULL, 0};
+    gemm_epi e = {GEMM_EPI_GELU, act, (size_t)N, NULL, 0, NULL, 0};
     cpu_gemm(pre, (size_t)N, inp, (size_t)K, 1, w, 1, (size_t)K, bias, M, N, K, 0, prec, &e);
 }
 
@@ -62,7 +62,7 @@ void cpu_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout
 void cpu_matmul_backward_gelu(float *dpre, float *dw, float *dbias, const float *dout,
                               const float *act, const float *pre, const float *w, int M, int K,
                               int N, int prec) {
-    gemm_epi e = {GEMM_EPI_DGELU, NULL, 0, pre, (size_t)K};
+    gemm_epi e = {GEMM_EPI_DGELU, NULL, 0, pre, (size_t)K, act, (size_t)K};
     cpu_gemm(dpre, (size_t)K, dout, (size_t)N, 1, w, (size_t)K, 1, NULL, M, K, N, 0, prec, &e);
     if (dw) cpu_gemm(dw, (size_t)K, dout, 1, (size_t)N, act, (size_t)K, 1, NULL, N, K, M, 1, prec, NULL);
     if (dbias) colsum_acc(dbias, dout, M, N);

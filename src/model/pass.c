@@ -64,7 +64,6 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
         /* attention branch */
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->proj_w, g->proj_b, G, atty, w->proj_w, BT, C, C, m->prec);
-        be->zero(dA, 3 * nC * sizeof(float));
         be->attention_backward(dA, m->datt, dC, qkv, att, B, T, C, s->NH);
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->qkv_w, g->qkv_b, dA, ln1, w->qkv_w, BT, C, 3 * C, m->prec);
