@@ -87,33 +87,6 @@ static void apply_epilogue(float *C, size_t ldc, const gemm_epi *e, int i, int R
 #ifdef MAE_AVX512
 /* ------------------------------------------------------------------ fp32 */
 
-/* r[c] <- column c of the 16 x 16 matrix whose rows are r[0..15] (32-bit elements; the
- * shuffles move bits, so it serves packed bf16 pairs too): unpack pairs, then quads, then the
- * four 128-bit lanes */
-static inline void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) { /* u[i+q]: column 4L+q of rows i..i+3, in lane L */
-        u[i + 0] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int q = 0; q < 4; q++) {
-        __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
-        __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
-        __m512 w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
-        __m512 w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
-        r[0 + q] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-        r[4 + q] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-        r[8 + q] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
-        r[12 + q] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
-    }
-}
-
 /* pack B (K,N) into panels: Bp[p][k][0..NR) = B(k, p*NR + jj), zero beyond N */
 static void pack_b_f32(float *Bp, const float *B, size_t brs, size_t bcs, int K, int N) {
     int np = (N + NR - 1) / NR;
@@ -130,7 +103,7 @@ static void pack_b_f32(float *Bp, const float *B, size_t brs, size_t bcs, int K,
                     for (int jj = 0; jj < 16; jj++)
                         r[jj] = jb + jj < nj ? _mm512_loadu_ps(B + (size_t)(j0 + jb + jj) * bcs + k0)
                                              : _mm512_setzero_ps();
-                    transpose16(r);
+                    vm_transpose16(r);
                     for (int k = 0; k < 16; k++) _mm512_store_ps(dst + (size_t)(k0 + k) * NR + jb, r[k]);
                 }
                 continue;
@@ -331,7 +304,7 @@ static void pack_b_bf16(uint32_t *Bp, const float *B, size_t brs, size_t bcs, in
                         const float *col = B + (size_t)(j0 + jb + jj) * bcs + (size_t)(2 * kk0);
                         r[jj] = (__m512)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(col + 16), _mm512_loadu_ps(col));
                     }
-                    transpose16(r);
+                    vm_transpose16(r);
                     for (int kk = 0; kk < 16; kk++)
                         _mm512_store_ps((float *)(pan + (size_t)(kk0 + kk) * NR + jb), r[kk]);
                 }

@@ -102,8 +102,24 @@ static void load_rows(float *dst, const float *src, size_t ld, int T, int hd, in
     }
 }
 
-/* dst (hdp x Tp, zero padded) <- transpose of T rows of hd floats at src (row stride ld) */
+/* dst (hdp x Tp, zero padded) <- transpose of T rows of hd floats at src (row stride ld).
+ * AVX-512: 16 x 16 blocks transposed in registers when hd is a multiple of 16 (every model
+ * here: hd = 32 or 64); otherwise element by element. */
 static void load_cols(float *dst, const float *src, size_t ld, int T, int hd, int Tp) {
+#ifdef MAE_AVX512
+    if (hd % 16 == 0) {
+        for (int t0 = 0; t0 < Tp; t0 += 16) {
+            for (int d0 = 0; d0 < hd; d0 += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = t0 + i < T ? _mm512_loadu_ps(src + (size_t)(t0 + i) * ld + d0) : _mm512_setzero_ps();
+                vm_transpose16(r);
+                for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (size_t)(d0 + i) * Tp + t0, r[i]);
+            }
+        }
+        return;
+    }
+#endif
     for (int d = 0; d < hd; d++) {
         float *row = dst + (size_t)d * Tp;
         for (int t = 0; t < T; t++) row[t] = src[t * ld + d];

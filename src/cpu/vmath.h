@@ -24,6 +24,36 @@
 #define MAE_AVX512 1
 #endif
 
+#ifdef MAE_AVX512
+/* r[c] <- column c of the 16 x 16 matrix whose rows are r[0..15] (32-bit elements; the
+ * shuffles move bits, so it serves packed bf16 pairs too): unpack pairs, then quads, then the
+ * four 128-bit lanes */
+static inline void vm_transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* u[i+q]: column 4L+q of rows i..i+3, in lane L */
+        u[i + 0] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {
+        __m512 v0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
+        __m512 v1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
+        __m512 w0 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+        __m512 w1 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+        r[0 + q] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        r[4 + q] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        r[8 + q] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+        r[12 + q] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    }
+}
+
+#endif
+
 #define VM_INV_SQRT2 0.70710678118654752440f
 #define VM_INV_SQRT_2PI 0.39894228040143267794f
 #define ERF_SPLIT 0.875f
