@@ -368,6 +368,75 @@ static void test_forward_encoder(void) {
     free(ids);
 }
 
+/* Three training steps at 1 thread and at 2 threads give bit-identical parameters (every
+ * reduction has an order fixed by the shapes: the GEMM sums each output over k in one thread,
+ * LayerNorm/bias gradients over fixed row blocks), in fp32 and, where the CPU has it, bf16. */
+static void train_params(const mae_config *c, int threads, const char *prec, float *out, size_t n) {
+    mae_error e = {{0}};
+    mae_set_num_threads(threads);
+    int B = 6, L = mae_config_num_patches(c);
+    mae_model *m = mae_model_create(c, B, "cpu", &e);
+    CHECK(m != NULL, "create: %s", e.msg);
+    if (!m) return;
+    mae_model_init(m, 11);
+    CHECK(mae_model_set_precision(m, prec, &e) == MAE_OK, "precision %s: %s", prec, e.msg);
+    mae_train_config tc;
+    mae_train_config_default(&tc);
+    tc.batch_size = B;
+    tc.lr = 1e-3;
+    tc.warmup_epochs = 0;
+    tc.epochs = 1;
+    mae_trainer *t = mae_trainer_create(m, &tc, &e);
+    CHECK(t != NULL, "trainer: %s", e.msg);
+    size_t npix = (size_t)B * c->in_chans * c->img_size * c->img_size;
+    float *imgs = malloc(sizeof(float) * npix), *noise = malloc(sizeof(float) * B * L);
+    for (size_t i = 0; i < npix; i++) imgs[i] = (float)sin(0.37 * (double)i) * 1.5f;
+    for (int step = 0; step < 3 && t; step++) {
+        uint64_t ids[6];
+        for (int b = 0; b < B; b++) ids[b] = (uint64_t)(step * B + b);
+        mae_make_noise(noise, B, L, 5, ids);
+        float loss;
+        CHECK(mae_trainer_step(t, imgs, noise, B, 0.1 * step, &loss, &e) == MAE_OK, "step: %s", e.msg);
+    }
+    size_t off = 0;
+    for (int i = 0; i < mae_num_tensors(m); i++) {
+        const mae_tensor_info *ti = mae_tensor(m, i);
+        if (off + ti->numel <= n) mae_tensor_get(m, i, out + off);
+        off += ti->numel;
+    }
+    free(imgs);
+    free(noise);
+    mae_trainer_free(t);
+    mae_model_free(m);
+}
+
+static void test_thread_invariance(void) {
+    mae_config c;
+    mae_error e = {{0}};
+    CHECK(mae_config_preset(&c, "tiny-28", &e) == MAE_OK, "%s", e.msg);
+    c.depth = 2;
+    c.decoder_depth = 1;
+    c.norm_pix_loss = 1;
+    mae_model *probe = mae_model_create(&c, 1, "cpu", &e);
+    if (!probe) return;
+    size_t n = mae_num_params(probe, 0);
+    int has_bf16 = mae_model_set_precision(probe, "bf16", &e) == MAE_OK;
+    mae_model_free(probe);
+    float *p1 = malloc(sizeof(float) * n), *p2 = malloc(sizeof(float) * n);
+    for (int k = 0; k < 1 + has_bf16; k++) {
+        const char *prec = k ? "bf16" : "fp32";
+        train_params(&c, 1, prec, p1, n);
+        train_params(&c, 2, prec, p2, n);
+        size_t diff = 0;
+        for (size_t i = 0; i < n; i++) diff += memcmp(&p1[i], &p2[i], 4) != 0;
+        CHECK(diff == 0, "%s: %zu of %zu parameters differ between 1 and 2 threads", prec, diff, n);
+    }
+    if (!has_bf16) printf("test_thread_invariance: no AVX512_BF16 here, bf16 skipped\n");
+    mae_set_num_threads(2);
+    free(p1);
+    free(p2);
+}
+
 int main(void) {
     mae_set_num_threads(2);
     test_phases();
@@ -377,5 +446,6 @@ int main(void) {
     test_masking();
     test_schedule();
     test_forward_encoder();
+    test_thread_invariance();
     return check_summary("test_model");
 }
