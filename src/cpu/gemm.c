@@ -26,7 +26,7 @@
 
 #define NR 64  /* columns per packed B panel (4 vectors of 16) */
 #define MR 6   /* rows per register tile: 6 x 4 accumulators */
-#define KC 256 /* k (fp32) or k pairs (bf16) per block: a 64 KB B slice stays in L2 */
+#define KC 768 /* k (fp32) or k pairs (bf16) per block: a B slice of up to 192 KB, from L2 */
 
 #if defined(MAE_AVX512) && defined(__AVX512BF16__)
 #define GEMM_BF16 1
