@@ -150,6 +150,7 @@ void cpu_attention_forward(float *out, float *att, const float *qkv, int B, int 
     int hd = C / NH, hdp = pad16(hd), Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hd);
     size_t C3 = 3 * (size_t)C;
+    int direct = hd == hdp;
     /* per thread: q (Tp x hdp), kt (hdp x Tp), v (Tp x hdp), s (T x Tp), o (T x hdp) */
     size_t per = (size_t)Tp * hdp * 4 + (size_t)Tp * Tp;
     float *scratch = cpu_scratch(2, sizeof(float) * per * cpu_max_threads());
@@ -163,19 +164,30 @@ void cpu_attention_forward(float *out, float *att, const float *qkv, int B, int 
             for (int h = 0; h < NH; h++) {
                 const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hd;
                 float *a = att + ((size_t)b * NH + h) * T * T;
-                load_rows(q, base, C3, T, hd, hdp);
+                float *dst = out + (size_t)b * T * C + (size_t)h * hd;
+                /* with hd a multiple of 16, q and v are read and the output written in place
+                 * (rows of qkv / out with their strides); only k is transposed into scratch */
+                const float *qa = direct ? base : q, *vb = direct ? base + 2 * C : v;
+                int lq = direct ? (int)C3 : hdp;
+                if (!direct) {
+                    load_rows(q, base, C3, T, hd, hdp);
+                    load_rows(v, base + 2 * C, C3, T, hd, hdp);
+                }
                 load_cols(kt, base + C, C3, T, hd, Tp);
-                load_rows(v, base + 2 * C, C3, T, hd, hdp);
                 /* scores (T x Tp) = q @ k^T, then softmax(scale * scores) rows into att */
-                mm_nn(sc, Tp, q, hdp, 1, kt, Tp, T, Tp, hd);
+                mm_nn(sc, Tp, qa, lq, 1, kt, Tp, T, Tp, hd);
                 for (int t = 0; t < T; t++) softmax_row(a + (size_t)t * T, sc + (size_t)t * Tp, T, scale);
-                /* o (T x hdp) = att @ v */
-                mm_nn(o, hdp, a, T, 1, v, hdp, T, hdp, T);
+                /* o (T x hd) = att @ v */
+                if (direct) {
+                    mm_nn(dst, C, a, T, 1, vb, lq, T, hd, T);
+                    continue;
+                }
+                mm_nn(o, hdp, a, T, 1, vb, lq, T, hdp, T);
                 for (int t = 0; t < T; t++) {
-                    float *dst = out + ((size_t)b * T + t) * C + (size_t)h * hd;
+                    float *d = dst + (size_t)t * C;
                     const float *src = o + (size_t)t * hdp;
 #pragma omp simd
-                    for (int i = 0; i < hd; i++) dst[i] = src[i];
+                    for (int i = 0; i < hd; i++) d[i] = src[i];
                 }
             }
         }
@@ -200,6 +212,7 @@ void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const f
     int hd = C / NH, hdp = pad16(hd), Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hd);
     size_t C3 = 3 * (size_t)C;
+    int direct = hd == hdp;
     /* per thread: q, k, dout, g (T x hdp each), vt (hdp x Tp), ds (T x Tp) */
     size_t per = (size_t)Tp * hdp * 5 + (size_t)Tp * Tp;
     float *scratch = cpu_scratch(2, sizeof(float) * per * cpu_max_threads());
@@ -215,16 +228,28 @@ void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const f
                 const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hd;
                 float *dbase = dqkv + (size_t)b * T * C3 + (size_t)h * hd;
                 const float *a = att + ((size_t)b * NH + h) * T * T;
-                load_rows(q, base, C3, T, hd, hdp);
-                load_rows(k, base + C, C3, T, hd, hdp);
+                const float *gsrc = dout + (size_t)b * T * C + (size_t)h * hd;
+                /* with hd a multiple of 16, q, k and dout are read and dq, dk, dv written in
+                 * place; only v is transposed into scratch */
+                const float *qb = direct ? base : q, *kb = direct ? base + C : k;
+                const float *gob = direct ? gsrc : go;
+                int lqk = direct ? (int)C3 : hdp, lgo = direct ? C : hdp;
+                if (!direct) {
+                    load_rows(q, base, C3, T, hd, hdp);
+                    load_rows(k, base + C, C3, T, hd, hdp);
+                    load_rows(go, gsrc, C, T, hd, hdp);
+                }
                 load_cols(vt, base + 2 * C, C3, T, hd, Tp);
-                load_rows(go, dout + (size_t)b * T * C + (size_t)h * hd, C, T, hd, hdp);
                 /* dv = att^T @ dout */
-                mm_nn(g, hdp, a, 1, T, go, hdp, T, hdp, T);
-                store_rows(dbase + 2 * C, C3, g, T, hd, hdp);
+                if (direct) {
+                    mm_nn(dbase + 2 * C, (int)C3, a, 1, T, gob, lgo, T, hd, T);
+                } else {
+                    mm_nn(g, hdp, a, 1, T, gob, lgo, T, hdp, T);
+                    store_rows(dbase + 2 * C, C3, g, T, hd, hdp);
+                }
                 /* d(att) = dout @ v^T; softmax backward: ds = att * (datt - rowsum(datt*att)),
                  * times the score scale */
-                mm_nn(ds, Tp, go, hdp, 1, vt, Tp, T, Tp, hd);
+                mm_nn(ds, Tp, gob, lgo, 1, vt, Tp, T, Tp, hd);
                 for (int t = 0; t < T; t++) {
                     float *row = ds + (size_t)t * Tp;
                     const float *p = a + (size_t)t * T;
@@ -235,9 +260,14 @@ void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const f
                     for (int s = 0; s < T; s++) row[s] = p[s] * (row[s] - dot) * scale;
                 }
                 /* dq = ds @ k ; dk = ds^T @ q */
-                mm_nn(g, hdp, ds, Tp, 1, k, hdp, T, hdp, T);
+                if (direct) {
+                    mm_nn(dbase, (int)C3, ds, Tp, 1, kb, lqk, T, hd, T);
+                    mm_nn(dbase + C, (int)C3, ds, 1, Tp, qb, lqk, T, hd, T);
+                    continue;
+                }
+                mm_nn(g, hdp, ds, Tp, 1, kb, lqk, T, hdp, T);
                 store_rows(dbase, C3, g, T, hd, hdp);
-                mm_nn(g, hdp, ds, 1, Tp, q, hdp, T, hdp, T);
+                mm_nn(g, hdp, ds, 1, Tp, qb, lqk, T, hdp, T);
                 store_rows(dbase + C, C3, g, T, hd, hdp);
             }
         }
