@@ -93,7 +93,7 @@ int main(void) {
         {12, 128, 0}, {37, 200, 257}, {64, 96, 80}, {100, 48, 515}, {200, 130, 64}, {3, 700, 9},
     };
     int nprec = cpu_gemm_has_bf16() ? 2 : 1;
-    if (nprec == 1) printf("test_gemm: this CPU has no AVX512_BF16; bf16 cases skipped\n");
+    if (nprec == 1) printf("test_gemm: no bf16 GEMM in this build or on this CPU; bf16 cases skipped\n");
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2];
         for (int form = 0; form < 3; form++)

@@ -3,7 +3,7 @@
  *
  *   C (M,N) = [C +] A (M,K) @ B (K,N) [+ bias (N)]
  *   A(i,k) = A[i*ars + k*acs], B(k,j) = B[k*brs + j*bcs]: every transpose the Linear forward
- *   and backward need is a choice of strides, so no operand is copied into a transposed array.
+ *   and backward need is a choice of strides (B's packing absorbs its transpose).
  *
  * Why not only OpenBLAS: for the MAE shapes (K = 192..3072, M = a few hundred to a few
  * thousand tokens) OpenBLAS spends ~15% of a training step packing A and B, and its threads
@@ -42,16 +42,6 @@ int cpu_gemm_has_bf16(void) {
 #endif
 }
 
-/* Rows per task: blocks of about 96 rows (a 96 x 256 slice of A stays in L2), at least ~4
- * tasks per thread, and blocks of nearly equal size (a short last block would leave a thread
- * idle: with M = 400, 96-row blocks are 96, 96, 96, 96, 16). A multiple of MR. */
-static int pick_mb(int M, int npanel, int nt) {
-    int nmb = (M + 95) / 96;
-    while (nmb < M / MR && (size_t)nmb * npanel < (size_t)4 * nt) nmb++;
-    int mb = (M + nmb - 1) / nmb;
-    return (mb + MR - 1) / MR * MR;
-}
-
 /* The fused GELU epilogues, on rows [i, i+R) and columns [j0, j0+nj) of C once their last k
  * block is done (the tile is still in L1). The forward is cpu_gelu_forward's expression (bitwise
  * equal); the backward uses the forward's output (below). */
@@ -86,6 +76,17 @@ static void apply_epilogue(float *C, size_t ldc, const gemm_epi *e, int i, int R
 
 #ifdef MAE_AVX512
 /* ------------------------------------------------------------------ fp32 */
+
+/* Rows per task: blocks of about 96 rows (a 96 x KC slice of A, 288 KB, stays in L2), at least ~4
+ * tasks per thread, and blocks of nearly equal size (a short last block would leave a thread
+ * idle: with M = 400, 96-row blocks are 96, 96, 96, 96, 16). A multiple of MR. */
+static int pick_mb(int M, int npanel, int nt) {
+    int nmb = (M + 95) / 96;
+    while (nmb < M / MR && (size_t)nmb * npanel < (size_t)4 * nt) nmb++;
+    int mb = (M + nmb - 1) / nmb;
+    return (mb + MR - 1) / MR * MR;
+}
+
 
 /* pack B (K,N) into panels: Bp[p][k][0..NR) = B(k, p*NR + jj), zero beyond N */
 static void pack_b_f32(float *Bp, const float *B, size_t brs, size_t bcs, int K, int N) {
@@ -166,40 +167,6 @@ static inline __attribute__((always_inline)) void tile_f32(
     default: TILE_W(fn, 6, W, __VA_ARGS__); break;                                           \
     }
 
-static void gemm_f32(float *C, size_t ldc, const float *A, size_t ars, size_t acs,
-                     const float *B, size_t brs, size_t bcs, const float *bias, int M, int N,
-                     int K, int accumulate, const gemm_epi *epi) {
-    int np = (N + NR - 1) / NR;
-    float *Bp = cpu_scratch(CPU_SCRATCH_GEMM_B, sizeof(float) * (size_t)np * NR * (K > 0 ? K : 1));
-    int nt = omp_in_parallel() ? 1 : cpu_max_threads();
-    int mb = pick_mb(M, np, nt), nmb = (M + mb - 1) / mb;
-#pragma omp parallel if (nt > 1)
-    {
-        pack_b_f32(Bp, B, brs, bcs, K, N);
-        /* (implicit barrier of the omp for in pack_b_f32) */
-#pragma omp for schedule(dynamic, 1) collapse(2)
-        for (int ib = 0; ib < nmb; ib++) {
-            for (int p = 0; p < np; p++) {
-                int i0 = ib * mb, i1 = i0 + mb < M ? i0 + mb : M, j0 = p * NR;
-                int nj = N - j0 < NR ? N - j0 : NR, W = (nj + 15) / 16;
-                __mmask16 tail = (__mmask16)(nj % 16 ? (1u << (nj % 16)) - 1 : 0xFFFF);
-                const float *bpan = Bp + (size_t)p * K * NR;
-                for (int k0 = 0; k0 < K || k0 == 0; k0 += KC) {
-                    int kc = K - k0 < KC ? K - k0 : KC;
-                    int init = k0 > 0 || accumulate ? 0 : bias ? 2 : 1;
-                    for (int i = i0; i < i1; i += MR) {
-                        int R = i1 - i < MR ? i1 - i : MR;
-                        TILE_RW(tile_f32, R, W, C + (size_t)i * ldc + j0, ldc,
-                                A + (size_t)i * ars + (size_t)k0 * acs, ars, acs,
-                                bpan + (size_t)k0 * NR, kc, init, bias ? bias + j0 : NULL, tail);
-                        if (epi && k0 + kc >= K) apply_epilogue(C, ldc, epi, i, R, j0, nj);
-                    }
-                    if (K == 0) break;
-                }
-            }
-        }
-    }
-}
 #endif /* MAE_AVX512 */
 
 #ifdef GEMM_BF16
@@ -354,6 +321,68 @@ static inline __attribute__((always_inline)) void tile_bf16(
     }
 }
 
+#endif /* GEMM_BF16 */
+
+#ifdef MAE_AVX512
+/* ------------------------------------------------------------------ the tile loop */
+
+/* The (row block, panel) tasks of one product, on the calling team (an orphaned omp for):
+ * A and the packed panels Bp are fp32 (bf16 = 0) or bf16 pairs (bf16 = 1; A then packed too);
+ * Kd is the depth in kernel steps (K, or K/2 rounded up for pairs), panels Kd x NR apart. */
+static void run_tiles(int bf16, float *C, size_t ldc, const void *A, size_t ars, size_t acs,
+                      const void *Bp, int Kd, const float *bias, int M, int N, int accumulate,
+                      const gemm_epi *epi, int mb, int nmb) {
+    int np = (N + NR - 1) / NR;
+    size_t pstride = (size_t)(Kd > 0 ? Kd : 1) * NR;
+#pragma omp for schedule(dynamic, 1) collapse(2)
+    for (int ib = 0; ib < nmb; ib++) {
+        for (int p = 0; p < np; p++) {
+            int i0 = ib * mb, i1 = i0 + mb < M ? i0 + mb : M, j0 = p * NR;
+            int nj = N - j0 < NR ? N - j0 : NR, W = (nj + 15) / 16;
+            __mmask16 tail = (__mmask16)(nj % 16 ? (1u << (nj % 16)) - 1 : 0xFFFF);
+            for (int k0 = 0; k0 < Kd || k0 == 0; k0 += KC) {
+                int kc = Kd - k0 < KC ? Kd - k0 : KC;
+                int init = k0 > 0 || accumulate ? 0 : bias ? 2 : 1;
+                size_t boff = (size_t)p * pstride + (size_t)k0 * NR;
+                for (int i = i0; i < i1; i += MR) {
+                    int R = i1 - i < MR ? i1 - i : MR;
+                    size_t aoff = (size_t)i * ars + (size_t)k0 * acs;
+                    const float *bj = bias ? bias + j0 : NULL;
+                    if (!bf16) {
+                        TILE_RW(tile_f32, R, W, C + (size_t)i * ldc + j0, ldc,
+                                (const float *)A + aoff, ars, acs, (const float *)Bp + boff, kc,
+                                init, bj, tail);
+                    } else {
+#ifdef GEMM_BF16
+                        TILE_RW(tile_bf16, R, W, C + (size_t)i * ldc + j0, ldc,
+                                (const uint32_t *)A + aoff, ars, acs, (const uint32_t *)Bp + boff,
+                                kc, init, bj, tail);
+#endif
+                    }
+                    if (epi && k0 + kc >= Kd) apply_epilogue(C, ldc, epi, i, R, j0, nj);
+                }
+                if (Kd == 0) break;
+            }
+        }
+    }
+}
+
+static void gemm_f32(float *C, size_t ldc, const float *A, size_t ars, size_t acs,
+                     const float *B, size_t brs, size_t bcs, const float *bias, int M, int N,
+                     int K, int accumulate, const gemm_epi *epi) {
+    int np = (N + NR - 1) / NR;
+    float *Bp = cpu_scratch(CPU_SCRATCH_GEMM_B, sizeof(float) * (size_t)np * NR * (K > 0 ? K : 1));
+    int nt = omp_in_parallel() ? 1 : cpu_max_threads();
+    int mb = pick_mb(M, np, nt), nmb = (M + mb - 1) / mb;
+#pragma omp parallel if (nt > 1)
+    {
+        pack_b_f32(Bp, B, brs, bcs, K, N); /* ends with the omp for's barrier */
+        run_tiles(0, C, ldc, A, ars, acs, Bp, K, bias, M, N, accumulate, epi, mb, nmb);
+    }
+}
+#endif /* MAE_AVX512 */
+
+#ifdef GEMM_BF16
 static void gemm_bf16(float *C, size_t ldc, const float *A, size_t ars, size_t acs,
                       const float *B, size_t brs, size_t bcs, const float *bias, int M, int N,
                       int K, int accumulate, const gemm_epi *epi) {
@@ -363,38 +392,12 @@ static void gemm_bf16(float *C, size_t ldc, const float *A, size_t ars, size_t a
     uint32_t *Ap = cpu_scratch(CPU_SCRATCH_GEMM_A, sizeof(uint32_t) * (size_t)M * k2);
     int nt = omp_in_parallel() ? 1 : cpu_max_threads();
     int mb = pick_mb(M, np, nt), nmb = (M + mb - 1) / mb;
-    size_t prs = 0, pcs = 0;
 #pragma omp parallel if (nt > 1)
     {
-        size_t rs, cs;
+        size_t rs, cs; /* the packed A's strides: the same in every thread */
         pack_a_bf16(Ap, &rs, &cs, A, ars, acs, M, K);
-        pack_b_bf16(Bp, B, brs, bcs, K, N);
-#pragma omp single
-        {
-            prs = rs;
-            pcs = cs;
-        }
-#pragma omp for schedule(dynamic, 1) collapse(2)
-        for (int ib = 0; ib < nmb; ib++) {
-            for (int p = 0; p < np; p++) {
-                int i0 = ib * mb, i1 = i0 + mb < M ? i0 + mb : M, j0 = p * NR;
-                int nj = N - j0 < NR ? N - j0 : NR, W = (nj + 15) / 16;
-                __mmask16 tail = (__mmask16)(nj % 16 ? (1u << (nj % 16)) - 1 : 0xFFFF);
-                const uint32_t *bpan = Bp + (size_t)p * k2 * NR;
-                for (int k0 = 0; k0 < K2 || k0 == 0; k0 += KC) {
-                    int kc = K2 - k0 < KC ? K2 - k0 : KC;
-                    int init = k0 > 0 || accumulate ? 0 : bias ? 2 : 1;
-                    for (int i = i0; i < i1; i += MR) {
-                        int R = i1 - i < MR ? i1 - i : MR;
-                        TILE_RW(tile_bf16, R, W, C + (size_t)i * ldc + j0, ldc,
-                                Ap + (size_t)i * prs + (size_t)k0 * pcs, prs, pcs,
-                                bpan + (size_t)k0 * NR, kc, init, bias ? bias + j0 : NULL, tail);
-                        if (epi && k0 + kc >= K2) apply_epilogue(C, ldc, epi, i, R, j0, nj);
-                    }
-                    if (K2 == 0) break;
-                }
-            }
-        }
+        pack_b_bf16(Bp, B, brs, bcs, K, N); /* ends with the omp for's barrier */
+        run_tiles(1, C, ldc, Ap, rs, cs, Bp, K2, bias, M, N, accumulate, epi, mb, nmb);
     }
 }
 #endif /* GEMM_BF16 */

@@ -16,7 +16,6 @@ int mae_forward_encoder(mae_model *m, const float *imgs, int B, float *latent, m
                              "created with mask_ratio %g, so its encoder holds only %d of them; "
                              "create the model with mask_ratio 0",
                         L, c->mask_ratio, m->Kmax);
-    int Cpp = c->in_chans * c->patch_size * c->patch_size;
     double t0 = mae_clock();
     /* ids_keep (B, L) = 0..L-1 for every image: all patches, in image order */
     for (int b = 0; b < B; b++)
@@ -24,16 +23,7 @@ int mae_forward_encoder(mae_model *m, const float *imgs, int B, float *latent, m
     be->upload(m->ids_keep, m->h_keep, sizeof(int32_t) * B * L);
     be->upload(m->imgs, imgs, sizeof(float) * B * c->in_chans * c->img_size * c->img_size);
 
-    /* colsk (B, L, Cpp) -> embk (B, L, D) -> enc.res[0] (B, 1+L, D) with CLS and pos */
-    be->im2patch(m->colsk, m->imgs, m->ids_keep, B, c->in_chans, c->img_size, c->img_size,
-                 c->patch_size, L);
-    be->matmul_forward(m->embk, m->colsk, m->w.patch_w, m->w.patch_b, B * L, Cpp, D, m->prec);
-    be->embed_tokens(m->enc.res, m->embk, m->w.cls_token, m->w.pos_embed, m->ids_keep, B, L, L, D);
-    mae_stack_forward(m, &m->enc, B, T);
-    /* final norm: enc.lnf (B, 1+L, D) */
-    float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
-    be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, enc_out, m->w.norm_w,
-                          m->w.norm_b, B * T, D);
+    mae_encoder_forward(m, B, L); /* enc.lnf (B, 1+L, D) */
     be->download(latent, m->enc.lnf, sizeof(float) * B * T * D);
 
     /* the activations of the last mae_forward are overwritten: no outputs, no mae_backward */

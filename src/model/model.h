@@ -74,6 +74,8 @@ struct mae_model {
 /* pass.c */
 void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T);
 void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T);
+/* the encoder on the patches m->ids_keep selects (K per image): enc.lnf (B, 1+K, D) */
+void mae_encoder_forward(mae_model *m, int B, int K);
 /* posembed.c: (1 + g*g, dim) fixed 2-D sin-cos table, zero row for CLS */
 void mae_sincos_pos_embed(float *out, int dim, int grid);
 

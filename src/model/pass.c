@@ -116,6 +116,24 @@ static void random_masking(mae_model *m, const float *noise, int B, int K) {
 
 /* ------------------------------------------------------------------ forward / backward */
 
+/* The encoder on the K patches ids_keep (B, K) selects, m->imgs already uploaded:
+ * enc.lnf (B, 1+K, D). The patch embedding is per patch, so it is applied to the kept
+ * patches after the gather (the same result as embedding all, then gathering). */
+void mae_encoder_forward(mae_model *m, int B, int K) {
+    const mae_config *c = &m->cfg;
+    const mae_backend *be = m->be;
+    int D = c->embed_dim, Te = 1 + K, Cpp = c->in_chans * c->patch_size * c->patch_size;
+    be->im2patch(m->colsk, m->imgs, m->ids_keep, B, c->in_chans, c->img_size, c->img_size,
+                 c->patch_size, K);
+    be->matmul_forward(m->embk, m->colsk, m->w.patch_w, m->w.patch_b, B * K, Cpp, D, m->prec);
+    be->embed_tokens(m->enc.res, m->embk, m->w.cls_token, m->w.pos_embed, m->ids_keep, B, m->L,
+                     K, D);
+    mae_stack_forward(m, &m->enc, B, Te);
+    float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
+    be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, enc_out, m->w.norm_w,
+                          m->w.norm_b, B * Te, D);
+}
+
 void mae_phase_seconds(const mae_model *m, double out[MAE_NUM_PHASES]) {
     memcpy(out, m->phase_s, sizeof m->phase_s);
 }
@@ -150,20 +168,10 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
     m->B = B;
     m->K = K;
     int D = c->embed_dim, Dd = c->decoder_embed_dim, Te = 1 + K, Td = 1 + L;
-    int Cpp = c->in_chans * c->patch_size * c->patch_size;
     random_masking(m, noise, B, K);
     be->upload(m->imgs, imgs, sizeof(float) * B * c->in_chans * c->img_size * c->img_size);
 
-    /* encoder on visible patches only: the patch embedding is per patch, so it is applied to
-     * the kept patches after the gather (same result as embedding all, then gathering) */
-    be->im2patch(m->colsk, m->imgs, m->ids_keep, B, c->in_chans, c->img_size, c->img_size,
-                 c->patch_size, K);
-    be->matmul_forward(m->embk, m->colsk, m->w.patch_w, m->w.patch_b, B * K, Cpp, D, m->prec);
-    be->embed_tokens(m->enc.res, m->embk, m->w.cls_token, m->w.pos_embed, m->ids_keep, B, L, K, D);
-    mae_stack_forward(m, &m->enc, B, Te);
-    float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
-    be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, enc_out, m->w.norm_w,
-                          m->w.norm_b, B * Te, D);
+    mae_encoder_forward(m, B, K);
 
     t1 = mae_clock();
     m->phase_s[MAE_PHASE_ENCODER] += t1 - t0;
