@@ -1196,6 +1196,7 @@ int run_op_tests(const mae_backend *be) {
     test_attention(be, 1, 17, 64, 4, 48);
     test_attention(be, 2, 13, 192, 3, 24); /* tiny-28 encoder heads: hd 64 */
     test_attention(be, 2, 50, 128, 4, 24); /* tiny-28 decoder heads: hd 32 */
+    test_attention(be, 1, 100, 64, 2, 12);  /* hd 32, T > 96: copied through scratch */
     test_attention(be, 3, 5, 3, 3, 96);
     test_attention(be, 1, 9, 8, 1, 96);
 
