@@ -122,17 +122,35 @@ static void pack_b_f32(float *Bp, const float *B, size_t brs, size_t bcs, int K,
     }
 }
 
-/* one R x (16W) tile of C over k in [0, kc): init 0 = load C, 1 = zero, 2 = bias */
-static inline __attribute__((always_inline)) void tile_f32(
-    float *C, size_t ldc, const float *A, size_t ars, size_t acs, const float *Bp, int kc,
-    int init, const float *bias, __mmask16 tail, const int R, const int W) {
-    __m512 acc[MR][4];
+/* the accumulators of an R x (16W) tile of C: init 0 = C, 1 = zero, 2 = bias; the last
+ * vector of a row is masked to the panel's width (tail) */
+static inline __attribute__((always_inline)) void tile_load(__m512 acc[MR][4], const float *C,
+                                                            size_t ldc, int init,
+                                                            const float *bias, __mmask16 tail,
+                                                            const int R, const int W) {
     for (int w = 0; w < W; w++) {
         __mmask16 mk = w == W - 1 ? tail : 0xFFFF;
         __m512 b0 = init == 2 ? _mm512_maskz_loadu_ps(mk, bias + 16 * w) : _mm512_setzero_ps();
         for (int r = 0; r < R; r++)
             acc[r][w] = init == 0 ? _mm512_maskz_loadu_ps(mk, C + r * ldc + 16 * w) : b0;
     }
+}
+
+static inline __attribute__((always_inline)) void tile_store(__m512 acc[MR][4], float *C,
+                                                             size_t ldc, __mmask16 tail,
+                                                             const int R, const int W) {
+    for (int w = 0; w < W; w++) {
+        __mmask16 mk = w == W - 1 ? tail : 0xFFFF;
+        for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(C + r * ldc + 16 * w, mk, acc[r][w]);
+    }
+}
+
+/* one R x (16W) tile of C over k in [0, kc): init 0 = load C, 1 = zero, 2 = bias */
+static inline __attribute__((always_inline)) void tile_f32(
+    float *C, size_t ldc, const float *A, size_t ars, size_t acs, const float *Bp, int kc,
+    int init, const float *bias, __mmask16 tail, const int R, const int W) {
+    __m512 acc[MR][4];
+    tile_load(acc, C, ldc, init, bias, tail, R, W);
     const float *a[MR];
     for (int r = 0; r < R; r++) a[r] = A + r * ars;
     for (int k = 0; k < kc; k++) {
@@ -144,10 +162,7 @@ static inline __attribute__((always_inline)) void tile_f32(
             for (int w = 0; w < W; w++) acc[r][w] = _mm512_fmadd_ps(av, bv[w], acc[r][w]);
         }
     }
-    for (int w = 0; w < W; w++) {
-        __mmask16 mk = w == W - 1 ? tail : 0xFFFF;
-        for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(C + r * ldc + 16 * w, mk, acc[r][w]);
-    }
+    tile_store(acc, C, ldc, tail, R, W);
 }
 
 #define TILE_W(fn, R, W, ...)                                                                \
@@ -298,12 +313,7 @@ static inline __attribute__((always_inline)) void tile_bf16(
     float *C, size_t ldc, const uint32_t *A, size_t ars, size_t acs, const uint32_t *Bp,
     int kc, int init, const float *bias, __mmask16 tail, const int R, const int W) {
     __m512 acc[MR][4];
-    for (int w = 0; w < W; w++) {
-        __mmask16 mk = w == W - 1 ? tail : 0xFFFF;
-        __m512 b0 = init == 2 ? _mm512_maskz_loadu_ps(mk, bias + 16 * w) : _mm512_setzero_ps();
-        for (int r = 0; r < R; r++)
-            acc[r][w] = init == 0 ? _mm512_maskz_loadu_ps(mk, C + r * ldc + 16 * w) : b0;
-    }
+    tile_load(acc, C, ldc, init, bias, tail, R, W);
     const uint32_t *a[MR];
     for (int r = 0; r < R; r++) a[r] = A + r * ars;
     for (int k = 0; k < kc; k++) {
@@ -315,10 +325,7 @@ static inline __attribute__((always_inline)) void tile_bf16(
             for (int w = 0; w < W; w++) acc[r][w] = _mm512_dpbf16_ps(acc[r][w], av, bv[w]);
         }
     }
-    for (int w = 0; w < W; w++) {
-        __mmask16 mk = w == W - 1 ? tail : 0xFFFF;
-        for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(C + r * ldc + 16 * w, mk, acc[r][w]);
-    }
+    tile_store(acc, C, ldc, tail, R, W);
 }
 
 #endif /* GEMM_BF16 */
