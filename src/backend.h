@@ -1,9 +1,14 @@
 /* backend.h - the ops table. Model code (src/model, src/train) is written once against this
- * table; src/cpu implements it with OpenMP + CBLAS, and a GPU backend implements the same.
+ * table; src/cpu implements it with OpenMP and its own GEMM, and a GPU backend implements the
+ * same.
  *
  * Conventions (as llm.c): outputs first, then inputs, then sizes. All float32. Pointers are
  * device pointers of the backend. Forward kernels overwrite their outputs. Backward kernels
- * ACCUMULATE (+=) into every gradient output; callers zero scratch buffers first.
+ * ACCUMULATE (+=) into every gradient output; callers zero scratch buffers first. Two
+ * exceptions, marked OVERWRITTEN below: matmul_backward_gelu's dpre and attention_backward's
+ * dqkv (scratch gradients with one consumer).
+ * gelu_forward/gelu_backward are the unfused GELU: the model uses the fused matmul ops; the
+ * op tests keep them as the reference the fused epilogues are held to.
  * Shape letters: B batch, T tokens, C channels, NH heads, hd = C/NH, L patches, K kept
  * patches, P = p*p*in_chans values per patch, H hidden (MLP) width.
  */
