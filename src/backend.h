@@ -7,8 +7,9 @@
  * ACCUMULATE (+=) into every gradient output; callers zero scratch buffers first. Two
  * exceptions, marked OVERWRITTEN below: matmul_backward_gelu's dpre and attention_backward's
  * dqkv (scratch gradients with one consumer).
- * gelu_forward/gelu_backward are the unfused GELU: the model uses the fused matmul ops; the
- * op tests keep them as the reference the fused epilogues are held to.
+ * gelu_forward/gelu_backward are the unfused GELU; the model itself now uses the fused matmul
+ * ops (the CPU's fused forward evaluates the same expression), and only the op tests and
+ * bench/kernel_bench call them.
  * Shape letters: B batch, T tokens, C channels, NH heads, hd = C/NH, L patches, K kept
  * patches, P = p*p*in_chans values per patch, H hidden (MLP) width.
  */
