@@ -148,7 +148,7 @@ static void adamw_case(const mae_backend *be, size_t n, int reps) {
     float *p2 = malloc(n * 4), *m2 = malloc(n * 4), *v2 = malloc(n * 4);
     memcpy(p2, p, n * 4), memcpy(m2, m, n * 4), memcpy(v2, v, n * 4);
     float lr = 1e-3f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.05f, bc1 = 0.1f, bc2 = 0.05f;
-    mae_adamw_seg seg = {0, n, wd};
+    mae_adamw_seg seg = {0, n, wd, 1.0f, 0};
     be->adamw(p, g, m, v, &seg, 1, lr, b1, b2, eps, bc1, bc2, 0);
     float step = lr / bc1, sbc2 = sqrtf(bc2), decay = 1.0f - lr * wd;
     size_t bad = 0;

@@ -136,6 +136,58 @@ void mae_get_latent(const mae_model *m, float *latent);
  * mae_forward. */
 int mae_forward_encoder(mae_model *m, const float *imgs, int B, float *latent, mae_error *err);
 
+/* ------------------------------------------------------------------ classifier */
+
+/* A ViT classifier on the MAE encoder (official models_vit.VisionTransformer): the encoder on
+ * all patches (no masking), then
+ *   global_pool 1: mean of the patch tokens -> fc_norm -> [BatchNorm1d] -> head (main_finetune
+ *                  default; the encoder's final `norm` is not used);
+ *   global_pool 0: the CLS token -> norm -> [BatchNorm1d] -> head.
+ * Its tensors are the encoder's (cls_token, pos_embed (trainable here, as timm's), patch_embed,
+ * blocks.*) plus norm or fc_norm, head.0.running_mean/var (head_bn) and head.weight/bias
+ * (head.1.* with head_bn). No decoder is allocated. */
+typedef struct mae_cls_config {
+    int num_classes;
+    int global_pool;
+    int head_bn;        /* BatchNorm1d(affine=False, eps 1e-6, momentum 0.1) before the head */
+    int freeze_encoder; /* only the head trains (linear probing): backward stops at the head */
+    double drop_path;   /* stochastic depth: block i drops with rate drop_path * i / (depth-1) */
+    double head_init_std; /* head.weight ~ trunc_normal(std) (timm, cut at +-2): 2e-5 finetune,
+                             0.01 linprobe; head.bias = 0 */
+} mae_cls_config;
+
+/* cfg describes the encoder (decoder fields and mask_ratio are ignored). Initialise with
+ * mae_model_init (the encoder as MAE pretraining would, the head as above) and/or
+ * mae_classifier_load_encoder. */
+mae_model *mae_classifier_create(const mae_config *cfg, const mae_cls_config *cc, int max_batch,
+                                 const char *device, mae_error *err);
+/* The classifier settings of m, or NULL for an MAE (pretraining) model. */
+const mae_cls_config *mae_model_classifier(const mae_model *m);
+/* Forward. imgs (B,C,H,W); targets (B, num_classes) soft targets (rows summing to 1) or NULL
+ * (no loss); train 1: drop_path active (draws from key) and BatchNorm in batch-statistics mode
+ * (updating its running stats), 0: eval. *loss (may be NULL) = mean soft-target cross entropy;
+ * logits (host, (B, num_classes), may be NULL). */
+int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B, int train,
+                    uint64_t key, float *loss, float *logits, mae_error *err);
+/* Backward of the last mae_cls_forward with targets: accumulates d(loss*loss_scale)/dparam. */
+void mae_cls_backward(mae_model *m, float loss_scale);
+/* Loads the encoder of a checkpoint written by `mae pretrain` or a classifier (any tensor of
+ * ours with the official names): cls_token, pos_embed, patch_embed, blocks, and norm (CLS
+ * pooling) or fc_norm (global pooling: from fc_norm.* when the file has it; otherwise a linear
+ * probe (freeze_encoder) takes the pretrained norm.*, so its frozen fc_norm is not left at its
+ * init as in main_linprobe.py (official issue #186), and fine-tuning trains fc_norm from its
+ * init, as main_finetune.py). pos_embed is resized bicubically (official
+ * interpolate_pos_embed) when the file's patch grid differs. Errors name the file and tensor:
+ * no encoder in the file, or a shape that disagrees. The head is left as it is. */
+int mae_classifier_load_encoder(mae_model *m, const char *path, mae_error *err);
+/* The model config and classifier settings stored in a classifier checkpoint (written by
+ * mae_model_save of a classifier); MAE_ERR naming the file when it is not one. */
+int mae_checkpoint_classifier(const char *path, mae_config *cfg, mae_cls_config *cc,
+                              mae_error *err);
+/* Layer id of tensor i for layer-wise lr decay (official param_groups_lrd): 0 for cls_token,
+ * pos_embed, patch_embed; i+1 for blocks.i; depth+1 for the rest. */
+int mae_tensor_layer_id(const mae_model *m, int i);
+
 /* ------------------------------------------------------------------ tensors (state dict) */
 
 #define MAE_MAX_NAME 96
@@ -181,7 +233,14 @@ typedef struct mae_train_config {
     double beta1, beta2, eps;
     uint64_t seed;
     int world_size;     /* data-parallel processes (1 here) */
+    /* fine-tuning / linear probing (main_finetune.py, main_linprobe.py) */
+    int optimizer;      /* MAE_OPT_ADAMW (default) or MAE_OPT_LARS */
+    double layer_decay; /* layer-wise lr decay: lr scale decay^(depth+1-layer_id); 1 = none */
+    double clip_grad;   /* clip the global gradient norm to this; 0 = no clipping */
+    double momentum;    /* LARS momentum (0.9) */
+    double lars_trust;  /* LARS trust coefficient (0.001) */
 } mae_train_config;
+enum { MAE_OPT_ADAMW = 0, MAE_OPT_LARS = 1 };
 
 void mae_train_config_default(mae_train_config *tc); /* main_pretrain.py defaults */
 int mae_train_config_validate(const mae_train_config *tc, mae_error *err);
@@ -197,6 +256,12 @@ void mae_trainer_free(mae_trainer *t);
  * Returns MAE_ERR_NONFINITE (weights untouched by this step) if the loss is not finite. */
 int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int B,
                      double epoch_float, float *loss, mae_error *err);
+/* The same for a classifier (mae_classifier_create): targets (B, num_classes) soft targets,
+ * key seeds drop_path. Weight decay groups as official finetune/linprobe: none for 1-D
+ * tensors, pos_embed and cls_token; lr scaled per layer by layer_decay; optional clipping of
+ * the global gradient norm; AdamW or LARS (tc->optimizer). */
+int mae_trainer_step_cls(mae_trainer *t, const float *imgs, const float *targets, int B,
+                         double epoch_float, uint64_t key, float *loss, mae_error *err);
 double mae_trainer_lr(const mae_trainer *t);
 int64_t mae_trainer_num_updates(const mae_trainer *t);
 int64_t mae_trainer_num_micro(const mae_trainer *t);

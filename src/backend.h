@@ -24,11 +24,18 @@
 /* MAE_PREC_FP32 / MAE_PREC_BF16 */
 #include "mae.h"
 
-/* a span of the flat parameter buffer and its AdamW weight decay */
+/* a span of the flat parameter buffer (one tensor) and its optimizer settings: weight decay,
+ * lr multiplier (layer-wise lr decay; 1 = none) and, for LARS, whether the trust ratio and
+ * weight decay apply (official util/lars.py: tensors with ndim > 1) */
 typedef struct mae_adamw_seg {
     size_t offset, n;
     float wd;
+    float lr_scale;
+    int lars_adapt;
 } mae_adamw_seg;
+
+/* pool_tokens modes */
+enum { MAE_POOL_CLS = 0, MAE_POOL_MEAN = 1 };
 
 typedef struct mae_backend {
     const char *name;
@@ -119,7 +126,26 @@ typedef struct mae_backend {
     float (*mae_loss)(float *dpred, const float *pred, const float *target, const float *mask,
                       int B, int L, int P, int norm_pix, float dloss);
 
-    /* ---- optimizer. torch.optim.AdamW semantics, per element of each segment (wd its own):
+    /* ---- classification (fine-tuning, linear probing) */
+    /* out[b*n + i] = in[b*n + i] * scale[b] (out may equal in): drop_path's per-sample scale */
+    void (*scale_rows)(float *out, const float *in, const float *scale, int B, size_t n);
+    /* out (B,C) <- x (B,T,C): MAE_POOL_CLS x[b,0]; MAE_POOL_MEAN mean of x[b,1..T-1] */
+    void (*pool_tokens)(float *out, const float *x, int B, int T, int C, int mode);
+    /* dx (B,T,C) += the gradient of pool_tokens for dout (B,C) */
+    void (*pool_tokens_backward)(float *dx, const float *dout, int B, int T, int C, int mode);
+    /* BatchNorm1d(affine=False): out (B,C) = (x - mu) / sqrt(var + eps). train: mu and the
+     * biased var of the batch, then run_mean/run_var (C) = (1-momentum) run + momentum * stat
+     * (var unbiased, as torch); else the running stats. No backward: its input is frozen. */
+    void (*batchnorm_forward)(float *out, float *run_mean, float *run_var, const float *x, int B,
+                              int C, int train, float momentum, float eps);
+    /* soft-target cross entropy: loss = mean_b sum_c -t[b,c] log softmax(z[b])_c, z, t (B,NC).
+     * If dz (B,NC) is not NULL it is OVERWRITTEN with dloss * dloss/dz. Returns the loss. */
+    float (*softmax_xent)(float *dz, const float *z, const float *t, int B, int NC, float dloss);
+    /* x (n) *= s (gradient clipping) */
+    void (*scale_inplace)(float *x, float s, size_t n);
+
+    /* ---- optimizer. torch.optim.AdamW semantics, per element of each segment (wd and
+     * lr = lr * lr_scale its own):
      * p -= lr*wd*p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
      * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc = 1 - beta^step.
      * One call updates every segment of the flat buffers p, g, m, v (offsets in floats), in one
@@ -128,6 +154,11 @@ typedef struct mae_backend {
     void (*adamw)(float *p, float *g, float *m, float *v, const mae_adamw_seg *segs, int nseg,
                   float lr, float beta1, float beta2, float eps, float bc1, float bc2,
                   int zero_grad);
+    /* LARS (official util/lars.py), per segment s with lr_s = lr * lr_scale: if lars_adapt,
+     * u = g + wd p and q = trust * |p| / |u| (q = 1 when |p| or |u| is 0), else u = g, q = 1;
+     * mu = momentum * mu + q u; p -= lr_s * mu. zero_grad as adamw. */
+    void (*lars)(float *p, float *g, float *mu, const mae_adamw_seg *segs, int nseg, float lr,
+                 float momentum, float trust, int zero_grad);
     /* returns sum of squares of x (n), computed in double; used for finite checks / grad norm */
     double (*sumsq)(const float *x, size_t n);
 } mae_backend;

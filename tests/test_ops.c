@@ -1065,7 +1065,7 @@ static void test_adamw(const mae_backend *be, size_t n, float lr, float wd) {
         double *gd = tc_dcopy(&tc, g, n);
         ref_adamw(rp, gd, rm, rv, n, (double)lr, (double)b1, (double)b2, (double)eps, (double)wd,
                   (double)(float)bc1, (double)(float)bc2);
-        mae_adamw_seg seg = {0, n, wd};
+        mae_adamw_seg seg = {0, n, wd, 1.0f, 0};
         be->adamw(d_p, d_g, d_m, d_v, &seg, 1, lr, b1, b2, eps, (float)bc1, (float)bc2, 0);
         float *np = tc_get(&tc, d_p, n), *nmv = tc_get(&tc, d_m, n), *nv = tc_get(&tc, d_v, n);
         for (size_t i = 0; i < n; i++) {
@@ -1099,8 +1099,8 @@ static void test_adamw(const mae_backend *be, size_t n, float lr, float wd) {
 static void test_adamw_segments(const mae_backend *be) {
     tcase tc;
     tc_begin(&tc, be, "adamw", "4 segments + gaps, zero_grad");
-    const mae_adamw_seg segs[4] = {{0, 1000, 0.05f}, {1003, 17, 0.0f}, {1020, 40000, 0.3f},
-                                   {41030, 1, 0.05f}};
+    const mae_adamw_seg segs[4] = {{0, 1000, 0.05f, 1.0f, 0}, {1003, 17, 0.0f, 1.0f, 0},
+                                   {1020, 40000, 0.3f, 1.0f, 0}, {41030, 1, 0.05f, 1.0f, 0}};
     size_t n = 41040;
     float *p = tc_f(&tc, n), *m = tc_f(&tc, n), *v = tc_f(&tc, n), *g = tc_f(&tc, n);
     fill_uniform(p, n, -1, 1);
@@ -1117,7 +1117,7 @@ static void test_adamw_segments(const mae_backend *be) {
         size_t o = segs[s].offset, k = segs[s].n;
         float *e_p = tc_out(&tc, p + o, k), *e_m = tc_out(&tc, m + o, k), *e_v = tc_out(&tc, v + o, k);
         float *e_g = tc_in(&tc, g + o, k);
-        mae_adamw_seg one = {0, k, segs[s].wd};
+        mae_adamw_seg one = {0, k, segs[s].wd, 1.0f, 0};
         be->adamw(e_p, e_g, e_m, e_v, &one, 1, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.05f, 0);
         float *wp = tc_get(&tc, e_p, k), *wm = tc_get(&tc, e_m, k), *wv = tc_get(&tc, e_v, k);
         bad += memcmp(wp, gp + o, k * 4) != 0;

@@ -10,7 +10,10 @@ static void usage(void) {
            "commands:\n"
            "  pretrain     MAE pretraining (default: Fashion-MNIST from dataset-fashion-mnist)\n"
            "  reconstruct  forward a batch (.npy) through a checkpoint; writes pred/mask/ids_restore\n"
-           "  bench        training throughput on synthetic input\n",
+           "  bench        training throughput on synthetic input\n"
+           "  finetune     fine-tune a ViT classifier from a pretrained encoder (main_finetune.py)\n"
+           "  linprobe     linear probe of a frozen pretrained encoder (main_linprobe.py)\n"
+           "  eval         top-1/top-5 and confusion of a classifier checkpoint\n",
            MAE_VERSION_STRING);
 }
 
@@ -30,6 +33,9 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc, argv);
     if (!strcmp(argv[1], "reconstruct")) return cmd_reconstruct(argc, argv);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc, argv);
+    if (!strcmp(argv[1], "finetune")) return cmd_finetune(argc, argv);
+    if (!strcmp(argv[1], "linprobe")) return cmd_linprobe(argc, argv);
+    if (!strcmp(argv[1], "eval")) return cmd_eval(argc, argv);
     fprintf(stderr, "mae: unknown command '%s' (commands: pretrain, reconstruct, bench; see mae --help)\n",
             argv[1]);
     return 2;

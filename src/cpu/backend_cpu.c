@@ -89,6 +89,13 @@ static const mae_backend g_cpu = {
     .unshuffle = cpu_unshuffle,
     .unshuffle_backward = cpu_unshuffle_backward,
     .mae_loss = cpu_mae_loss,
+    .scale_rows = cpu_scale_rows,
+    .pool_tokens = cpu_pool_tokens,
+    .pool_tokens_backward = cpu_pool_tokens_backward,
+    .batchnorm_forward = cpu_batchnorm_forward,
+    .softmax_xent = cpu_softmax_xent,
+    .scale_inplace = cpu_scale_inplace,
+    .lars = cpu_lars,
     .adamw = cpu_adamw,
     .sumsq = cpu_sumsq,
 };

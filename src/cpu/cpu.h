@@ -54,4 +54,15 @@ void cpu_unshuffle_backward(float *dxd, float *dmask_token, const float *dy,
 float cpu_mae_loss(float *dpred, const float *pred, const float *target, const float *mask,
                    int B, int L, int P, int norm_pix, float dloss);
 
+/* ops_cls.c: classification and LARS */
+void cpu_scale_rows(float *out, const float *in, const float *scale, int B, size_t n);
+void cpu_pool_tokens(float *out, const float *x, int B, int T, int C, int mode);
+void cpu_pool_tokens_backward(float *dx, const float *dout, int B, int T, int C, int mode);
+void cpu_batchnorm_forward(float *out, float *run_mean, float *run_var, const float *x, int B,
+                           int C, int train, float momentum, float eps);
+float cpu_softmax_xent(float *dz, const float *z, const float *t, int B, int NC, float dloss);
+void cpu_scale_inplace(float *x, float s, size_t n);
+void cpu_lars(float *p, float *g, float *mu, const mae_adamw_seg *segs, int nseg, float lr,
+              float momentum, float trust, int zero_grad);
+
 #endif

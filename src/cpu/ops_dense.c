@@ -215,7 +215,7 @@ static void adamw_span(float *p, float *g, float *m, float *v, size_t n, float b
 void cpu_adamw(float *p, float *g, float *m, float *v, const mae_adamw_seg *segs, int nseg,
                float lr, float beta1, float beta2, float eps, float bc1, float bc2,
                int zero_grad) {
-    float step = lr / bc1, sbc2 = sqrtf(bc2);
+    float sbc2 = sqrtf(bc2);
     size_t total = 0;
     for (int s = 0; s < nseg; s++) total += segs[s].n;
 #pragma omp parallel if (total > 16384)
@@ -225,7 +225,7 @@ void cpu_adamw(float *p, float *g, float *m, float *v, const mae_adamw_seg *segs
             size_t n = segs[s].n, o = segs[s].offset;
             size_t a = (n * it / nt) & ~(size_t)15, b = it + 1 == nt ? n : (n * (it + 1) / nt) & ~(size_t)15;
             if (b <= a) continue;
-            float decay = 1.0f - lr * segs[s].wd;
+            float lrs = lr * segs[s].lr_scale, step = lrs / bc1, decay = 1.0f - lrs * segs[s].wd;
             adamw_span(p + o + a, g + o + a, m + o + a, v + o + a, b - a, beta1, beta2, eps, step,
                        sbc2, decay, zero_grad);
         }

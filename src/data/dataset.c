@@ -18,6 +18,7 @@ void mae_data_ws_release(mae_data_ws *ws) {
     if (!ws) return;
     mae_buf_free(&ws->file);
     mae_buf_free(&ws->resize);
+    mae_buf_free(&ws->aug);
     mae_image_release(&ws->img);
 }
 

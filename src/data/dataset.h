@@ -17,6 +17,7 @@
 #include "common.h"
 #include "image.h"
 #include "mae.h"
+#include "randaug.h"
 #include "source.h"
 
 /* Per-thread scratch for get_ws(): file bytes, decoded pixels, resize buffers. Grows on demand
@@ -24,6 +25,7 @@
 typedef struct mae_data_ws {
     mae_buf file, resize;
     mae_image img;
+    mae_buf aug; /* the uint8 image of the fine-tuning / evaluation transforms */
 } mae_data_ws;
 void mae_data_ws_release(mae_data_ws *ws); /* frees the buffers (the struct itself is the caller's) */
 
@@ -92,16 +94,27 @@ mae_dataset *mae_dataset_mnist_dir(const char *dir, int train, int out_chans, ma
 
 /* ------------------------------------------------------------------ images (images.c) */
 
-enum { MAE_AUG_PRETRAIN = 0, MAE_AUG_NONE = 1 };
+enum { MAE_AUG_PRETRAIN = 0, MAE_AUG_NONE = 1, MAE_AUG_FINETUNE = 2, MAE_AUG_EVAL = 3 };
 
 typedef struct mae_image_opts {
     int size;        /* output H = W */
     int chans;       /* 1 or 3 */
     int augment;     /* MAE_AUG_PRETRAIN: RandomResizedCrop(size, scale) + flip, as
-                        main_pretrain.py; MAE_AUG_NONE: the whole image resized to size x size */
+                        main_pretrain.py (and main_linprobe.py with scale_lo 0.08);
+                        MAE_AUG_NONE: the whole image resized to size x size;
+                        MAE_AUG_FINETUNE: main_finetune.py's training transform (timm 0.3.2
+                        create_transform): RandomResizedCrop(size, scale) bicubic to uint8 +
+                        flip + RandAugment(randaug) + ToTensor + Normalize +
+                        RandomErasing(reprob) (set scale_lo = 0.08 for the official recipe);
+                        MAE_AUG_EVAL: main_finetune.py's evaluation transform:
+                        Resize(int(size / crop_pct), bicubic) (shorter side) + CenterCrop(size) */
     double scale_lo, scale_hi; /* RandomResizedCrop scale (0.2, 1.0) */
     int dct_scaling; /* JPEG: decode at the smallest DCT scale (n/8) that still covers the crop
-                        at the output size (1, default) or always at full size (0) */
+                        at the output size (1, default) or always at full size (0). Used by
+                        PRETRAIN, NONE and FINETUNE; EVAL always decodes at full size. */
+    mae_randaug_cfg randaug; /* FINETUNE: RandAugment (disabled by default) */
+    double reprob;   /* FINETUNE: RandomErasing probability (default 0) */
+    double crop_pct; /* EVAL: 0 (default) means 224/256 = 0.875; else in (0, 1] */
 } mae_image_opts;
 void mae_image_opts_default(mae_image_opts *o, int size, int chans);
 

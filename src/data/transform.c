@@ -246,3 +246,25 @@ void mae_resize_normalize(float *out, int ow, int oh, const uint8_t *src, int st
         emit_row(out + (size_t)yy * (size_t)ow, plane, ow, c, p.line, flip, p.lut);
     }
 }
+
+void mae_normalize_u8(float *out, const uint8_t *src, int stride, int c, int x0, int y0, int w,
+                      int h, int flip, const float *mean, const float *std) {
+    float lut[3 * 256];
+    MAE_ASSERT(c == 1 || c == 3);
+    make_lut(lut, c, mean, std);
+    const size_t plane = (size_t)w * (size_t)h;
+    for (int y = 0; y < h; y++)
+        emit_row(out + (size_t)y * (size_t)w, plane, w, c,
+                 src + (size_t)(y0 + y) * (size_t)stride + (size_t)x0 * (size_t)c, flip, lut);
+}
+
+void mae_resize_short_size(int *ow, int *oh, int W, int H, int shorter) {
+    /* torchvision 0.14 _compute_resized_output_size: int(requested * long / short) */
+    if (W <= H) {
+        *ow = shorter;
+        *oh = (int)((double)shorter * (double)H / (double)W);
+    } else {
+        *oh = shorter;
+        *ow = (int)((double)shorter * (double)W / (double)H);
+    }
+}

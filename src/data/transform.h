@@ -46,4 +46,14 @@ void mae_resize_normalize(float *out, int ow, int oh, const uint8_t *src, int st
 void mae_resize_u8(uint8_t *out, int ow, int oh, const uint8_t *src, int stride, int c, int x0,
                    int y0, int w, int h, mae_buf *ws);
 
+/* ToTensor + Normalize of the region rows [y0, y0+h), cols [x0, x0+w) of an interleaved uint8
+ * image (stride bytes per row, c channels), optionally mirrored left-right, into out (c, h, w):
+ * out = (v/255 - mean[c]) / std[c] in float32, the values of mae_resize_normalize. */
+void mae_normalize_u8(float *out, const uint8_t *src, int stride, int c, int x0, int y0, int w,
+                      int h, int flip, const float *mean, const float *std);
+
+/* torchvision's Resize(int) output size: the shorter side becomes `shorter`, the longer
+ * int(shorter * long / short) (equal sides: both `shorter`). */
+void mae_resize_short_size(int *ow, int *oh, int W, int H, int shorter);
+
 #endif

@@ -8,6 +8,9 @@ int mae_forward_encoder(mae_model *m, const float *imgs, int B, float *latent, m
     if (B < 1 || B > m->max_batch)
         return mae_errf(err, "batch of %d images does not fit: the model was created for 1..%d",
                         B, m->max_batch);
+    if (m->is_cls && m->cls.global_pool)
+        return mae_errf(err, "mae_forward_encoder: this classifier pools globally and has no "
+                             "final encoder norm");
     if (!imgs || !latent)
         return mae_errf(err, "mae_forward_encoder: imgs and latent must not be NULL");
     int L = m->L, D = c->embed_dim, T = 1 + L;

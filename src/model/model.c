@@ -1,6 +1,7 @@
 /* model.c - model creation (the tensor table and the grouped allocations), official
  * initialisation, and access to tensors by official name. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model.h"
@@ -62,18 +63,60 @@ static void add_blocks(table_ctx *t, mae_block_w *bw, mae_block_w *bg, int n, co
 static void build_table(mae_model *m, table_ctx *t) {
     const mae_config *c = &m->cfg;
     int D = c->embed_dim, Dd = c->decoder_embed_dim, C = c->in_chans, p = c->patch_size;
-    int L1 = 1 + m->L, P = m->P;
+    int L1 = 1 + m->L, P = m->P, NC = m->NC;
     t->m = m;
     t->n = 0;
     t->offset = 0;
     MAE_TENSORS_HEAD(ADD_GLOBAL)
     add_blocks(t, m->w.blocks, m->g.blocks, c->depth, "blocks", D, m->enc.Hm);
-    MAE_TENSORS_MID(ADD_GLOBAL)
-    add_blocks(t, m->w.dec_blocks, m->g.dec_blocks, c->decoder_depth, "decoder_blocks", Dd,
-               m->dec.Hm);
-    MAE_TENSORS_TAIL(ADD_GLOBAL)
+    if (!m->is_cls) {
+        MAE_TENSORS_MID(ADD_GLOBAL)
+        add_blocks(t, m->w.dec_blocks, m->g.dec_blocks, c->decoder_depth, "decoder_blocks", Dd,
+                   m->dec.Hm);
+        MAE_TENSORS_TAIL(ADD_GLOBAL)
+    } else {
+        /* norm (CLS pooling) or fc_norm (global pooling), [BatchNorm stats], head */
+        int gp = m->cls.global_pool, bn = m->cls.head_bn;
+#define ADD_IF(cond, field, name, nd, a, b, cc, d, init, tr) \
+    if (cond) table_add(t, &m->w.field, &m->g.field, "", name, nd, a, b, cc, d, init, tr);
+        ADD_IF(!gp, norm_w, "norm.weight", 1, D, 0, 0, 0, INIT_ONE, 1)
+        ADD_IF(!gp, norm_b, "norm.bias", 1, D, 0, 0, 0, INIT_ZERO, 1)
+        ADD_IF(gp, fc_norm_w, "fc_norm.weight", 1, D, 0, 0, 0, INIT_ONE, 1)
+        ADD_IF(gp, fc_norm_b, "fc_norm.bias", 1, D, 0, 0, 0, INIT_ZERO, 1)
+        ADD_IF(bn, bn_mean, "head.0.running_mean", 1, D, 0, 0, 0, INIT_ZERO, 0)
+        ADD_IF(bn, bn_var, "head.0.running_var", 1, D, 0, 0, 0, INIT_ONE, 0)
+        ADD_IF(1, head_w, bn ? "head.1.weight" : "head.weight", 2, NC, D, 0, 0, INIT_TRUNC_HEAD, 1)
+        ADD_IF(1, head_b, bn ? "head.1.bias" : "head.bias", 1, NC, 0, 0, 0, INIT_ZERO, 1)
+#undef ADD_IF
+        /* timm's VisionTransformer trains pos_embed; official finetune/linprobe exclude
+         * pos_embed and cls_token from weight decay; the linear probe trains only the head */
+        for (int i = 0; i < t->n; i++) {
+            mae_tensor_entry *e = &m->tensors[i];
+            int is_head = strncmp(e->name, "head.", 5) == 0 && e->info.ndim >= 1 &&
+                          !strstr(e->name, "running_");
+            if (strcmp(e->name, "pos_embed") == 0) e->info.trainable = 1;
+            if (m->cls.freeze_encoder && !is_head) e->info.trainable = 0;
+            e->info.weight_decay = e->info.trainable && e->info.ndim > 1 &&
+                                   !ends_with(e->name, ".bias") &&
+                                   strcmp(e->name, "pos_embed") != 0 &&
+                                   strcmp(e->name, "cls_token") != 0;
+        }
+    }
+    (void)Dd;
+    (void)P;
+    (void)NC;
     m->ntensors = t->n;
     m->nparams = t->offset;
+}
+
+int mae_tensor_layer_id(const mae_model *m, int i) {
+    MAE_ASSERT(i >= 0 && i < m->ntensors);
+    const char *n = m->tensors[i].name;
+    if (strcmp(n, "cls_token") == 0 || strcmp(n, "pos_embed") == 0 ||
+        strncmp(n, "patch_embed.", 12) == 0)
+        return 0;
+    if (strncmp(n, "blocks.", 7) == 0) return atoi(n + 7) + 1;
+    return m->cfg.depth + 1;
 }
 
 /* ------------------------------------------------------------------ activations */
@@ -118,26 +161,27 @@ static size_t max3(size_t a, size_t b, size_t c) {
 static size_t layout_acts(mae_model *m, float *base) {
     const mae_config *c = &m->cfg;
     size_t B = m->max_batch, K = m->Kmax, L = m->L, P = m->P;
-    size_t D = c->embed_dim, Dd = c->decoder_embed_dim, Cpp = (size_t)c->in_chans * c->patch_size * c->patch_size;
+    size_t D = c->embed_dim, Dd = m->is_cls ? 0 : (size_t)c->decoder_embed_dim, Cpp = (size_t)c->in_chans * c->patch_size * c->patch_size;
     bump b = {base, 0};
     layout_stack(&b, &m->enc, (int)B);
     m->enc_act_floats = b.off;
     layout_stack(&b, &m->dec, (int)B);
     m->dec_act_floats = b.off - m->enc_act_floats;
+    size_t mae_only = m->is_cls ? 0 : 1; /* a classifier has no decoder, target or mask */
     m->imgs = take(&b, B * c->in_chans * c->img_size * c->img_size);
     m->colsk = take(&b, B * K * Cpp);
     m->embk = take(&b, B * K * D);
-    m->decx = take(&b, B * (1 + K) * Dd);
-    m->pred = take(&b, B * (1 + L) * P);
-    m->target = take(&b, B * L * P);
-    m->mask = take(&b, B * L);
+    m->decx = take(&b, mae_only * B * (1 + K) * Dd);
+    m->pred = take(&b, mae_only * B * (1 + L) * P);
+    m->target = take(&b, mae_only * B * L * P);
+    m->mask = take(&b, mae_only * B * L);
     m->ids_keep = (int32_t *)take(&b, B * K);
     m->ids_restore = (int32_t *)take(&b, B * L);
     /* backward scratch, shared by both stacks */
-    size_t Te = 1 + K, Td = 1 + L;
+    size_t Te = 1 + K, Td = m->is_cls ? 0 : 1 + L;
     m->enc.G = take(&b, B * Te * D);
     m->dec.G = take(&b, B * Td * Dd);
-    m->dpred = take(&b, B * Td * P);
+    m->dpred = take(&b, mae_only * B * Td * P);
     size_t wA = max3(Te * (D * 3 > (size_t)m->enc.Hm ? D * 3 : (size_t)m->enc.Hm),
                      Td * (Dd * 3 > (size_t)m->dec.Hm ? Dd * 3 : (size_t)m->dec.Hm), K * D);
     m->dA = take(&b, B * wA);
@@ -145,13 +189,28 @@ static size_t layout_acts(mae_model *m, float *base) {
     m->dC = take(&b, B * (Te * D > Td * Dd ? Te * D : Td * Dd));
     m->datt = take(&b, B * (Te * Te * m->enc.NH > Td * Td * m->dec.NH ? Te * Te * m->enc.NH
                                                                        : Td * Td * m->dec.NH));
+    if (m->is_cls) {
+        size_t NC = (size_t)m->NC, dp = m->cls.drop_path > 0 ? 1 : 0;
+        m->pooled = take(&b, B * D);
+        m->feat = take(&b, B * D);
+        m->feat_mean = take(&b, B);
+        m->feat_rstd = take(&b, B);
+        m->bnout = take(&b, B * D);
+        m->logits = take(&b, B * NC);
+        m->dlogits = take(&b, B * NC);
+        m->ctarget = take(&b, B * NC);
+        m->dfeat = take(&b, B * D);
+        m->dpooled = take(&b, B * D);
+        m->dp_scale = dp ? take(&b, (size_t)c->depth * 2 * B) : NULL;
+        m->enc.dS = dp ? take(&b, B * Te * D) : NULL;
+    }
     return b.off;
 }
 
 /* ------------------------------------------------------------------ create / free */
 
-mae_model *mae_model_create(const mae_config *cfg, int max_batch, const char *device,
-                            mae_error *err) {
+static mae_model *model_create(const mae_config *cfg, const mae_cls_config *cc, int max_batch,
+                               const char *device, mae_error *err) {
     if (mae_config_validate(cfg, err) != MAE_OK) return NULL;
     if (max_batch < 1 || max_batch > 1 << 20) {
         mae_errf(err, "batch_size must be in [1, 1048576], got %d", max_batch);
@@ -182,12 +241,19 @@ mae_model *mae_model_create(const mae_config *cfg, int max_batch, const char *de
     m->max_batch = max_batch;
     m->L = mae_config_num_patches(cfg);
     m->P = mae_config_patch_dim(cfg);
-    m->Kmax = mae_config_len_keep(cfg);
+    if (cc) {
+        m->is_cls = 1;
+        m->cls = *cc;
+        m->NC = cc->num_classes;
+        m->cfg.mask_ratio = 0.0; /* the encoder sees every patch */
+    }
+    m->Kmax = m->is_cls ? m->L : mae_config_len_keep(cfg);
     m->enc = (mae_stack){.nl = cfg->depth, .C = cfg->embed_dim, .NH = cfg->num_heads,
                          .Hm = (int)(cfg->embed_dim * cfg->mlp_ratio), .Tmax = 1 + m->Kmax};
     m->dec = (mae_stack){.nl = cfg->decoder_depth, .C = cfg->decoder_embed_dim,
                          .NH = cfg->decoder_num_heads,
                          .Hm = (int)(cfg->decoder_embed_dim * cfg->mlp_ratio), .Tmax = 1 + m->L};
+    if (m->is_cls) m->dec = (mae_stack){.nl = 0, .C = 0, .NH = 1, .Hm = 0, .Tmax = 0};
     m->w.blocks = mae_xcalloc(cfg->depth, sizeof(mae_block_w));
     m->g.blocks = mae_xcalloc(cfg->depth, sizeof(mae_block_w));
     m->w.dec_blocks = mae_xcalloc(cfg->decoder_depth, sizeof(mae_block_w));
@@ -198,7 +264,7 @@ mae_model *mae_model_create(const mae_config *cfg, int max_batch, const char *de
     m->dec.g = m->g.dec_blocks;
     table_ctx tc;
     table_ctx *t = &tc;
-    t->cap = 14 + 12 * (cfg->depth + cfg->decoder_depth);
+    t->cap = 16 + 12 * (cfg->depth + cfg->decoder_depth);
     m->tensors = mae_xcalloc((size_t)t->cap, sizeof(mae_tensor_entry));
     t->pp = mae_xcalloc((size_t)t->cap, sizeof(float **));
     t->pg = mae_xcalloc((size_t)t->cap, sizeof(float **));
@@ -228,6 +294,8 @@ mae_model *mae_model_create(const mae_config *cfg, int max_batch, const char *de
     free(t->pp);
     free(t->pg);
     layout_acts(m, m->acts);
+    m->enc.dp = m->dp_scale ? m->dp_scale : NULL;
+    if (m->is_cls) m->h_dp = mae_xmalloc((size_t)cfg->depth * 2 * max_batch * sizeof(float));
     size_t BL = (size_t)max_batch * m->L;
     m->h_noise = mae_xmalloc(BL * sizeof(float));
     m->h_mask = mae_xmalloc(BL * sizeof(float));
@@ -237,8 +305,43 @@ mae_model *mae_model_create(const mae_config *cfg, int max_batch, const char *de
     return m;
 }
 
+mae_model *mae_model_create(const mae_config *cfg, int max_batch, const char *device,
+                            mae_error *err) {
+    return model_create(cfg, NULL, max_batch, device, err);
+}
+
+mae_model *mae_classifier_create(const mae_config *cfg, const mae_cls_config *cc, int max_batch,
+                                 const char *device, mae_error *err) {
+    if (!cc) {
+        mae_errf(err, "mae_classifier_create: no classifier config");
+        return NULL;
+    }
+    if (cc->num_classes < 1 || cc->num_classes > 1000000) {
+        mae_errf(err, "--nb_classes must be in [1, 1000000], got %d", cc->num_classes);
+        return NULL;
+    }
+    if (!(cc->drop_path >= 0 && cc->drop_path < 1)) {
+        mae_errf(err, "--drop_path must be in [0, 1), got %g", cc->drop_path);
+        return NULL;
+    }
+    if (cc->head_bn && !cc->freeze_encoder) {
+        mae_errf(err, "a BatchNorm head is only supported with a frozen encoder (linear probing)");
+        return NULL;
+    }
+    if (cc->global_pool && mae_config_num_patches(cfg) < 1) {
+        mae_errf(err, "global pooling needs at least one patch");
+        return NULL;
+    }
+    return model_create(cfg, cc, max_batch, device, err);
+}
+
+const mae_cls_config *mae_model_classifier(const mae_model *m) {
+    return m->is_cls ? &m->cls : NULL;
+}
+
 void mae_model_free(mae_model *m) {
     if (!m) return;
+    free(m->h_dp);
     if (m->params) m->be->free(m->params);
     if (m->grads) m->be->free(m->grads);
     if (m->acts) m->be->free(m->acts);
@@ -319,6 +422,14 @@ void mae_model_init(mae_model *m, uint64_t seed) {
             break;
         case INIT_SINCOS_DEC:
             mae_sincos_pos_embed(x, c->decoder_embed_dim, c->img_size / c->patch_size);
+            break;
+        case INIT_TRUNC_HEAD: /* timm trunc_normal_(std): N(0, std) cut at [-2, 2] */
+            for (size_t k = 0; k < n; k++) {
+                double v;
+                do v = m->cls.head_init_std * mae_rng_normal(&rng);
+                while (v < -2.0 || v > 2.0);
+                x[k] = (float)v;
+            }
             break;
         default: MAE_ASSERT(0 && "unknown init");
         }

@@ -29,6 +29,10 @@ typedef struct mae_stack {
     float *fch, *fch_gelu;             /* (nl, B, T, Hm) MLP hidden before/after GELU */
     float *lnf, *lnf_mean, *lnf_rstd;  /* (B, T, C), (B, T) final norm */
     float *G;                          /* (B, T, C) backward: gradient of the residual stream */
+    /* drop_path (classifier training only; NULL = off): dp (nl, 2, B) per-sample scale of the
+     * attention (0) and MLP (1) branch of each block, 0 or 1/keep; dS (B, T, C) scratch */
+    const float *dp;
+    float *dS;
 } mae_stack;
 
 struct mae_model {
@@ -66,6 +70,15 @@ struct mae_model {
     float *h_noise, *h_mask;
     int32_t *h_shuffle, *h_restore, *h_keep;
 
+    /* classifier (mae_classifier_create): is_cls 1; no decoder, no masking */
+    int is_cls, NC;
+    mae_cls_config cls;
+    float *pooled, *feat, *feat_mean, *feat_rstd; /* (B,D), (B,D), (B), (B) */
+    float *bnout, *logits, *dlogits, *ctarget;     /* (B,D), (B,NC) x3 */
+    float *dfeat, *dpooled;                        /* (B,D) */
+    float *dp_scale;                               /* (depth, 2, B) drop_path scales */
+    float *h_dp;                                   /* host copy of dp_scale */
+
     /* last forward */
     int B, K;
     float loss;
@@ -76,7 +89,14 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T);
 void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T);
 /* the encoder on the patches m->ids_keep selects (K per image): enc.lnf (B, 1+K, D) */
 void mae_encoder_forward(mae_model *m, int B, int K);
+/* the encoder on all L patches in image order (ids_keep = identity, uploaded here), m->imgs
+ * already uploaded: enc.res[nl] (B, 1+L, D) is the output before the final norm; with
+ * final_norm also enc.lnf */
+void mae_encoder_forward_all(mae_model *m, int B, int final_norm);
 /* posembed.c: (1 + g*g, dim) fixed 2-D sin-cos table, zero row for CLS */
 void mae_sincos_pos_embed(float *out, int dim, int grid);
+/* out (1 + go*go, dim) <- in (1 + gi*gi, dim): CLS row copied, the grid resized bicubically as
+ * torch's interpolate(mode="bicubic", align_corners=False) (official interpolate_pos_embed) */
+void mae_pos_embed_resize(float *out, int go, const float *in, int gi, int dim);
 
 #endif

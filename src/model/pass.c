@@ -28,12 +28,14 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
         be->matmul_forward(qkv, ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C, m->prec);
         be->attention_forward(atty, att, qkv, B, T, C, s->NH);
         be->matmul_forward(res2, atty, w->proj_w, w->proj_b, BT, C, C, m->prec);
+        if (s->dp) be->scale_rows(res2, res2, s->dp + (size_t)(2 * l) * B, B, (size_t)T * C);
         be->add_inplace(res2, res, (size_t)BT * C);
         /* x = x + fc2(gelu(fc1(norm2(x)))) */
         be->layernorm_forward(ln2, LAYER(s->ln2_mean, l, sN), LAYER(s->ln2_rstd, l, sN), res2,
                               w->ln2_w, w->ln2_b, BT, C);
         be->matmul_forward_gelu(fch, fcg, ln2, w->fc1_w, w->fc1_b, BT, C, Hm, m->prec);
         be->matmul_forward(out, fcg, w->fc2_w, w->fc2_b, BT, Hm, C, m->prec);
+        if (s->dp) be->scale_rows(out, out, s->dp + (size_t)(2 * l + 1) * B, B, (size_t)T * C);
         be->add_inplace(out, res2, (size_t)BT * C);
     }
 }
@@ -54,16 +56,26 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
         float *atty = LAYER(s->atty, l, sC), *qkv = LAYER(s->qkv, l, 3 * sC);
         float *att = LAYER(s->att, l, sA);
         float *fch = LAYER(s->fch, l, sH), *fcg = LAYER(s->fch_gelu, l, sH);
-        /* MLP branch; G then also carries d res2 through the residual */
-        be->matmul_backward_gelu(dB, g->fc2_w, g->fc2_b, G, fcg, fch, w->fc2_w, BT, Hm, C,
+        /* MLP branch; G then also carries d res2 through the residual. With drop_path the
+         * branch sees G scaled per sample (dS); the residual passes G unscaled. */
+        const float *Gm = G, *Ga = G;
+        if (s->dp) {
+            be->scale_rows(s->dS, G, s->dp + (size_t)(2 * l + 1) * B, B, (size_t)T * C);
+            Gm = s->dS;
+        }
+        be->matmul_backward_gelu(dB, g->fc2_w, g->fc2_b, Gm, fcg, fch, w->fc2_w, BT, Hm, C,
                                  m->prec);
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->fc1_w, g->fc1_b, dB, ln2, w->fc1_w, BT, C, Hm, m->prec);
         be->layernorm_backward(G, g->ln2_w, g->ln2_b, dC, res2, w->ln2_w,
                                LAYER(s->ln2_mean, l, sN), LAYER(s->ln2_rstd, l, sN), BT, C);
         /* attention branch */
+        if (s->dp) {
+            be->scale_rows(s->dS, G, s->dp + (size_t)(2 * l) * B, B, (size_t)T * C);
+            Ga = s->dS;
+        }
         be->zero(dC, nC * sizeof(float));
-        be->matmul_backward(dC, g->proj_w, g->proj_b, G, atty, w->proj_w, BT, C, C, m->prec);
+        be->matmul_backward(dC, g->proj_w, g->proj_b, Ga, atty, w->proj_w, BT, C, C, m->prec);
         be->attention_backward(dA, m->datt, dC, qkv, att, B, T, C, s->NH);
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->qkv_w, g->qkv_b, dA, ln1, w->qkv_w, BT, C, 3 * C, m->prec);
@@ -150,6 +162,9 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
                 float *loss, mae_error *err) {
     const mae_config *c = &m->cfg;
     const mae_backend *be = m->be;
+    if (m->is_cls)
+        return mae_errf(err, "this model is a classifier (no decoder): MAE pretraining needs a "
+                             "model from mae_model_create");
     if (B < 1 || B > m->max_batch)
         return mae_errf(err, "batch of %d images does not fit: the model was created for 1..%d",
                         B, m->max_batch);

@@ -18,7 +18,8 @@ enum mae_init {
     INIT_NORMAL02,
     INIT_CONV_BIAS,
     INIT_SINCOS_ENC,
-    INIT_SINCOS_DEC
+    INIT_SINCOS_DEC,
+    INIT_TRUNC_HEAD /* trunc_normal(std = the classifier's head_init_std), timm's [-2, 2] */
 };
 
 #define MAE_TENSORS_HEAD(X)                                                    \
@@ -55,6 +56,18 @@ enum mae_init {
     X(pred_w, "decoder_pred.weight", 2, P, Dd, 0, 0, INIT_XAVIER, 1)           \
     X(pred_b, "decoder_pred.bias", 1, P, 0, 0, 0, INIT_ZERO, 1)
 
+/* Classifier tensors (mae_classifier_create), after the encoder blocks, replacing the decoder:
+ * norm (CLS pooling) or fc_norm (global pooling), the linear probe's BatchNorm1d running
+ * statistics, and the head. timm/official names; with the linear probe's BatchNorm the head is
+ * nn.Sequential(BatchNorm1d, Linear): head.0.* and head.1.*. NC = num_classes. */
+#define MAE_TENSORS_CLS(X)                                                     \
+    X(fc_norm_w, "fc_norm.weight", 1, D, 0, 0, 0, INIT_ONE, 1)                 \
+    X(fc_norm_b, "fc_norm.bias", 1, D, 0, 0, 0, INIT_ZERO, 1)                  \
+    X(bn_mean, "head.0.running_mean", 1, D, 0, 0, 0, INIT_ZERO, 0)            \
+    X(bn_var, "head.0.running_var", 1, D, 0, 0, 0, INIT_ONE, 0)               \
+    X(head_w, "head.weight", 2, NC, D, 0, 0, INIT_TRUNC_HEAD, 1)               \
+    X(head_b, "head.bias", 1, NC, 0, 0, 0, INIT_ZERO, 1)
+
 #define MAE_FIELD(field, ...) float *field;
 typedef struct mae_block_w {
     MAE_TENSORS_BLOCK(MAE_FIELD)
@@ -65,6 +78,7 @@ typedef struct mae_weights {
     MAE_TENSORS_HEAD(MAE_FIELD)
     MAE_TENSORS_MID(MAE_FIELD)
     MAE_TENSORS_TAIL(MAE_FIELD)
+    MAE_TENSORS_CLS(MAE_FIELD)
     mae_block_w *blocks;     /* [depth] */
     mae_block_w *dec_blocks; /* [decoder_depth] */
 } mae_weights;

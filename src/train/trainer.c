@@ -34,6 +34,11 @@ void mae_train_config_default(mae_train_config *tc) {
     tc->eps = 1e-8;
     tc->seed = 0;
     tc->world_size = 1;
+    tc->optimizer = MAE_OPT_ADAMW;
+    tc->layer_decay = 1.0;
+    tc->clip_grad = 0.0;
+    tc->momentum = 0.9;
+    tc->lars_trust = 0.001;
 }
 
 double mae_train_effective_lr(const mae_train_config *tc) {
@@ -62,6 +67,13 @@ int mae_train_config_validate(const mae_train_config *tc, mae_error *err) {
     if (!(tc->beta1 >= 0 && tc->beta1 < 1 && tc->beta2 >= 0 && tc->beta2 < 1))
         return mae_errf(err, "AdamW betas must be in [0, 1)");
     if (!(tc->eps > 0)) return mae_errf(err, "AdamW eps must be > 0");
+    if (tc->optimizer != MAE_OPT_ADAMW && tc->optimizer != MAE_OPT_LARS)
+        return mae_errf(err, "unknown optimizer %d", tc->optimizer);
+    if (!(tc->layer_decay > 0 && tc->layer_decay <= 1))
+        return mae_errf(err, "--layer_decay must be in (0, 1], got %g", tc->layer_decay);
+    if (!(tc->clip_grad >= 0)) return mae_errf(err, "--clip_grad must be >= 0, got %g", tc->clip_grad);
+    if (!(tc->momentum >= 0 && tc->momentum < 1))
+        return mae_errf(err, "LARS momentum must be in [0, 1), got %g", tc->momentum);
     return MAE_OK;
 }
 
@@ -87,6 +99,12 @@ mae_trainer *mae_trainer_create(mae_model *m, const mae_train_config *tc, mae_er
         t->segs[t->nseg].offset = e->offset;
         t->segs[t->nseg].n = e->info.numel;
         t->segs[t->nseg].wd = e->info.weight_decay ? (float)tc->weight_decay : 0.0f;
+        /* layer-wise lr decay (official param_groups_lrd): decay^(depth + 1 - layer_id) */
+        t->segs[t->nseg].lr_scale =
+            tc->layer_decay < 1.0
+                ? (float)pow(tc->layer_decay, (double)(m->cfg.depth + 1 - mae_tensor_layer_id(m, i)))
+                : 1.0f;
+        t->segs[t->nseg].lars_adapt = e->info.ndim > 1; /* util/lars.py: p.ndim > 1 */
         t->nseg++;
     }
     mae_zero_grad(m);
@@ -110,25 +128,42 @@ static void adamw_step(mae_trainer *t) {
     mae_model *m = t->m;
     const mae_train_config *tc = &t->tc;
     t->step++;
+    if (tc->clip_grad > 0) { /* torch clip_grad_norm_ over all gradients */
+        double norm = sqrt(m->be->sumsq(m->grads, m->nparams));
+        double coef = tc->clip_grad / (norm + 1e-6);
+        if (coef < 1.0) m->be->scale_inplace(m->grads, (float)coef, m->nparams);
+    }
+    if (tc->optimizer == MAE_OPT_LARS) { /* exp_avg holds the momentum buffer */
+        m->be->lars(m->params, m->grads, t->exp_avg, t->segs, t->nseg, (float)t->lr,
+                    (float)tc->momentum, (float)tc->lars_trust, 1);
+        return;
+    }
     float bc1 = (float)(1.0 - pow(tc->beta1, (double)t->step));
     float bc2 = (float)(1.0 - pow(tc->beta2, (double)t->step));
     m->be->adamw(m->params, m->grads, t->exp_avg, t->exp_avg_sq, t->segs, t->nseg, (float)t->lr,
                  (float)tc->beta1, (float)tc->beta2, (float)tc->eps, bc1, bc2, 1);
 }
 
-int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int B,
-                     double epoch_float, float *loss, mae_error *err) {
-    int accum = t->tc.accum_iter;
+static int trainer_step(mae_trainer *t, const float *imgs, const float *noise,
+                        const float *targets, int B, double epoch_float, uint64_t key,
+                        float *loss, mae_error *err) {
+    int accum = t->tc.accum_iter, cls = t->m->is_cls;
     if (t->micro % accum == 0) t->lr = mae_lr_at(&t->tc, epoch_float);
     float l = 0.0f;
-    if (mae_forward(t->m, imgs, noise, B, -1.0, &l, err) != MAE_OK) return MAE_ERR;
+    if (cls && !targets) return mae_errf(err, "mae_trainer_step_cls: targets must not be NULL");
+    int rc = cls ? mae_cls_forward(t->m, imgs, targets, B, 1, key, &l, NULL, err)
+                 : mae_forward(t->m, imgs, noise, B, -1.0, &l, err);
+    if (rc != MAE_OK) return MAE_ERR;
     if (loss) *loss = l;
     if (!isfinite(l)) {
         mae_errf(err, "loss is %g at update %lld (micro-batch %lld), stopping training", (double)l,
                  (long long)t->step, (long long)t->micro);
         return MAE_ERR_NONFINITE;
     }
-    mae_backward(t->m, 1.0f / accum);
+    if (cls)
+        mae_cls_backward(t->m, 1.0f / accum);
+    else
+        mae_backward(t->m, 1.0f / accum);
     t->micro++;
     if (t->micro % accum == 0) {
         double t0 = mae_clock();
@@ -136,6 +171,21 @@ int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int 
         t->m->phase_s[MAE_PHASE_OPTIMIZER] += mae_clock() - t0;
     }
     return MAE_OK;
+}
+
+int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int B,
+                     double epoch_float, float *loss, mae_error *err) {
+    if (t->m->is_cls)
+        return mae_errf(err, "mae_trainer_step: this model is a classifier; use "
+                             "mae_trainer_step_cls");
+    return trainer_step(t, imgs, noise, NULL, B, epoch_float, 0, loss, err);
+}
+
+int mae_trainer_step_cls(mae_trainer *t, const float *imgs, const float *targets, int B,
+                         double epoch_float, uint64_t key, float *loss, mae_error *err) {
+    if (!t->m->is_cls)
+        return mae_errf(err, "mae_trainer_step_cls: this model is not a classifier");
+    return trainer_step(t, imgs, NULL, targets, B, epoch_float, key, loss, err);
 }
 
 /* ------------------------------------------------------------------ state files */
