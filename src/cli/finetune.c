@@ -174,7 +174,10 @@ static int run_eval_only(const cls_opts *o, int confusion, mae_error *err) {
 
 static int run_train(cls_opts *o, const arg_spec *s, int ns, const char *cmd, mae_error *err) {
     mae_config cfg;
-    if (model_config(o, s, &cfg, err) != MAE_OK) return 2;
+    if (model_config(o, s, &cfg, err) != MAE_OK) {
+        fprintf(stderr, "mae %s: %s\n", cmd, err->msg);
+        return 2;
+    }
     mae_cls_config cc = {0};
     cc.num_classes = o->nb_classes;
     cc.global_pool = o->linprobe ? o->global_pool : !o->cls_token;
