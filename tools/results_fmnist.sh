@@ -10,9 +10,9 @@ shift
 STAGES=${*:-"pretrain lp logreg ft sweep"}
 MAE=${MAE:-./build/mae}
 PT_EPOCHS=${PT_EPOCHS:-12}     # main pretraining (mask 0.75)
-LP_EPOCHS=${LP_EPOCHS:-4}      # linear probes
-FT_EPOCHS=${FT_EPOCHS:-4}      # fine-tuning and from scratch
-SW_PT_EPOCHS=${SW_PT_EPOCHS:-4} # mask-ratio sweep: pretraining ...
+LP_EPOCHS=${LP_EPOCHS:-3}      # linear probes
+FT_EPOCHS=${FT_EPOCHS:-3}      # fine-tuning and from scratch
+SW_PT_EPOCHS=${SW_PT_EPOCHS:-3} # mask-ratio sweep: pretraining ...
 SW_LP_EPOCHS=${SW_LP_EPOCHS:-2} # ... and its linear probe
 PREC=${PREC:-bf16}
 mkdir -p "$OUT"
@@ -36,7 +36,12 @@ for st in $STAGES; do
   lp)
     "$MAE" linprobe $LP --epochs "$LP_EPOCHS" --finetune "$OUT/pre75/checkpoint-last.safetensors" \
       --output_dir "$OUT/lp_mae" $COMMON > "$OUT/lp_mae.log" 2>&1
-    "$MAE" linprobe $LP --epochs "$LP_EPOCHS" $ARCH --output_dir "$OUT/lp_random" $COMMON > "$OUT/lp_random.log" 2>&1 ;;
+    "$MAE" linprobe $LP --epochs "$LP_EPOCHS" $ARCH --output_dir "$OUT/lp_random" $COMMON > "$OUT/lp_random.log" 2>&1
+    # the official --global_pool variant: mean of the patch tokens + fc_norm (the pretrained norm)
+    "$MAE" linprobe $LP --epochs "$LP_EPOCHS" --global_pool --finetune "$OUT/pre75/checkpoint-last.safetensors" \
+      --output_dir "$OUT/lp_mae_gp" $COMMON > "$OUT/lp_mae_gp.log" 2>&1
+    "$MAE" linprobe $LP --epochs "$LP_EPOCHS" --global_pool $ARCH --output_dir "$OUT/lp_random_gp" \
+      $COMMON > "$OUT/lp_random_gp.log" 2>&1 ;;
   logreg) /usr/bin/python3 tools/logreg_fmnist.py > "$OUT/logreg.log" 2>&1 ;;
   ft)
     "$MAE" finetune $FT --epochs "$FT_EPOCHS" --finetune "$OUT/pre75/checkpoint-last.safetensors" \

@@ -197,10 +197,14 @@ static void train_config_json(const mae_train_config *tc, char *buf, size_t cap)
     snprintf(buf, cap,
              "{\"batch_size\":%d,\"accum_iter\":%d,\"epochs\":%d,\"warmup_epochs\":%.17g,"
              "\"lr\":%.17g,\"blr\":%.17g,\"min_lr\":%.17g,\"weight_decay\":%.17g,"
-             "\"beta1\":%.17g,\"beta2\":%.17g,\"eps\":%.17g,\"seed\":%llu,\"world_size\":%d}",
+             "\"beta1\":%.17g,\"beta2\":%.17g,\"eps\":%.17g,\"seed\":%llu,\"world_size\":%d,"
+             "\"optimizer\":\"%s\",\"layer_decay\":%.17g,\"clip_grad\":%.17g,\"momentum\":%.17g,"
+             "\"lars_trust\":%.17g}",
              tc->batch_size, tc->accum_iter, tc->epochs, tc->warmup_epochs, tc->lr, tc->blr,
              tc->min_lr, tc->weight_decay, tc->beta1, tc->beta2, tc->eps,
-             (unsigned long long)tc->seed, tc->world_size);
+             (unsigned long long)tc->seed, tc->world_size,
+             tc->optimizer == MAE_OPT_LARS ? "lars" : "adamw", tc->layer_decay, tc->clip_grad,
+             tc->momentum, tc->lars_trust);
 }
 
 int mae_trainer_save_state(const mae_trainer *t, const char *path, int epoch, int64_t step,
