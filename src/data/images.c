@@ -268,8 +268,8 @@ mae_dataset *mae_dataset_images(mae_source *src, const mae_image_opts *opts, mae
         char ra[80] = "", re[40] = "";
         if (opts->randaug.enabled) snprintf(ra, sizeof ra, " + %s", opts->randaug.spec);
         if (opts->reprob > 0) snprintf(re, sizeof re, " + RandomErasing(%g)", opts->reprob);
-        snprintf(ds->desc, sizeof ds->desc, "%.100s; RandomResizedCrop(%d, scale=(%g, %g)) + "
-                 "flip%s%s", src->desc, opts->size, opts->scale_lo, opts->scale_hi, ra, re);
+        snprintf(ds->desc, sizeof ds->desc, "%.80s; RandomResizedCrop(%d, scale=(%.4g, %.4g)) + "
+                 "flip%.70s%.39s", src->desc, opts->size, opts->scale_lo, opts->scale_hi, ra, re);
     } else if (opts->augment == MAE_AUG_EVAL) {
         snprintf(ds->desc, sizeof ds->desc, "%.160s; Resize(%d) + CenterCrop(%d)", src->desc,
                  (int)((double)opts->size / s->crop_pct), opts->size);
