@@ -116,20 +116,22 @@ static int model_config(const cls_opts *o, const arg_spec *s, mae_config *cfg, m
     int arch = 0;
     for (int i = 0; i < CLI_MODEL_NFLAGS; i++)
         if (s[i].seen && strcmp(s[i].name, "input_size") && strcmp(s[i].name, "mask_ratio") &&
-            strcmp(s[i].name, "norm_pix_loss"))
-            arch++;
+            strcmp(s[i].name, "norm_pix_loss") && strcmp(s[i].name, "num_heads") &&
+            strcmp(s[i].name, "decoder_num_heads"))
+            arch++; /* heads go to the checkpoint reader (shapes do not give them) */
     if (o->finetune && !arch) {
         char meta[16];
         if (mae_file_meta(o->finetune, "format", meta, sizeof meta, err) != MAE_OK) return MAE_ERR;
         mae_cls_config cc;
         mae_error e2;
         if (mae_checkpoint_classifier(o->finetune, cfg, &cc, &e2) != MAE_OK &&
-            mae_checkpoint_config(o->finetune, o->mf.num_heads, o->mf.decoder_num_heads, cfg, err) != MAE_OK)
+            mae_checkpoint_encoder_config(o->finetune, o->mf.num_heads, cfg, err) != MAE_OK)
             return MAE_ERR;
     } else if (cli_model_config(s, &o->mf, cfg, err) != MAE_OK) {
         return MAE_ERR;
     }
     if (args_find(s, CLI_MODEL_NFLAGS, "input_size")->seen) cfg->img_size = o->mf.input_size;
+    if (args_find(s, CLI_MODEL_NFLAGS, "num_heads")->seen) cfg->num_heads = o->mf.num_heads;
     cfg->mask_ratio = 0.0;
     return mae_config_validate(cfg, err);
 }

@@ -159,8 +159,10 @@ static int default_heads(int dim) {
     }
 }
 
-int mae_checkpoint_config(const char *path, int num_heads, int decoder_num_heads,
-                          mae_config *cfg, mae_error *err) {
+/* encoder_only: a file without decoder tensors is accepted (the decoder fields then get the
+ * official defaults 512/8/16, unused by a classifier) */
+static int checkpoint_config(const char *path, int num_heads, int decoder_num_heads,
+                             mae_config *cfg, int encoder_only, mae_error *err) {
     st_file f;
     if (st_open(&f, path, err) != MAE_OK) return MAE_ERR;
     int rc = MAE_OK;
@@ -174,10 +176,12 @@ int mae_checkpoint_config(const char *path, int num_heads, int decoder_num_heads
         if (decoder_num_heads > 0) c.decoder_num_heads = decoder_num_heads;
     } else {
         int64_t pw[4] = {0}, pos[3] = {0}, de[2] = {0}, fc1[2] = {0}, dpred[2] = {0};
+        int no_dec = encoder_only && st_find(&f, "decoder_embed.weight") < 0;
         if (dims_of(&f, "patch_embed.proj.weight", 4, pw, err) ||
-            dims_of(&f, "pos_embed", 3, pos, err) || dims_of(&f, "decoder_embed.weight", 2, de, err) ||
+            dims_of(&f, "pos_embed", 3, pos, err) ||
+            (!no_dec && dims_of(&f, "decoder_embed.weight", 2, de, err)) ||
             dims_of(&f, "blocks.0.mlp.fc1.weight", 2, fc1, err) ||
-            dims_of(&f, "decoder_pred.weight", 2, dpred, err)) {
+            (!no_dec && dims_of(&f, "decoder_pred.weight", 2, dpred, err))) {
             rc = MAE_ERR;
         } else {
             int64_t L = pos[1] - 1, g = (int64_t)llround(sqrt((double)L));
@@ -190,8 +194,12 @@ int mae_checkpoint_config(const char *path, int num_heads, int decoder_num_heads
             } else {
                 c.img_size = (int)(g * pw[2]);
                 c.depth = count_blocks(&f, "blocks");
+                if (no_dec) { /* placeholders: the official decoder */
+                    de[0] = 512;
+                    dpred[0] = (int64_t)c.patch_size * c.patch_size * c.in_chans;
+                }
                 c.decoder_embed_dim = (int)de[0];
-                c.decoder_depth = count_blocks(&f, "decoder_blocks");
+                c.decoder_depth = no_dec ? 8 : count_blocks(&f, "decoder_blocks");
                 c.mlp_ratio = (float)((double)fc1[0] / (double)fc1[1]);
                 c.num_heads = num_heads > 0 ? num_heads : default_heads(c.embed_dim);
                 c.decoder_num_heads = decoder_num_heads > 0 ? decoder_num_heads
@@ -220,6 +228,16 @@ int mae_checkpoint_config(const char *path, int num_heads, int decoder_num_heads
     st_close(&f);
     if (rc == MAE_OK) *cfg = c;
     return rc;
+}
+
+int mae_checkpoint_config(const char *path, int num_heads, int decoder_num_heads,
+                          mae_config *cfg, mae_error *err) {
+    return checkpoint_config(path, num_heads, decoder_num_heads, cfg, 0, err);
+}
+
+int mae_checkpoint_encoder_config(const char *path, int num_heads, mae_config *cfg,
+                                  mae_error *err) {
+    return checkpoint_config(path, num_heads, 0, cfg, 1, err);
 }
 
 /* ------------------------------------------------------------------ classifier */

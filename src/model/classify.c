@@ -89,11 +89,10 @@ int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B
     be->matmul_forward(m->logits, head_input(m), m->w.head_w, m->w.head_b, B, D, NC, m->prec);
     m->phase_s[MAE_PHASE_ENCODER] += mae_clock() - t0;
     m->loss = 0.0f;
+    m->cls_has_targets = targets != NULL;
     if (targets) {
         be->upload(m->ctarget, targets, sizeof(float) * B * NC);
         m->loss = be->softmax_xent(NULL, m->logits, m->ctarget, B, NC, 0.0f);
-    } else {
-        m->B = -B; /* no targets: no backward */
     }
     if (loss) *loss = m->loss;
     if (logits) be->download(logits, m->logits, sizeof(float) * B * NC);
@@ -104,7 +103,8 @@ int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B
 void mae_cls_backward(mae_model *m, float loss_scale) {
     const mae_config *c = &m->cfg;
     const mae_backend *be = m->be;
-    MAE_ASSERT(m->is_cls && m->B > 0 && "mae_cls_backward without a forward with targets");
+    MAE_ASSERT(m->is_cls && m->B > 0 && m->cls_has_targets &&
+               "mae_cls_backward without a forward with targets");
     int B = m->B, L = m->L, D = c->embed_dim, T = 1 + L, NC = m->NC;
     int Cpp = c->in_chans * c->patch_size * c->patch_size;
     int mode = m->cls.global_pool ? MAE_POOL_MEAN : MAE_POOL_CLS;

@@ -71,7 +71,7 @@ struct mae_model {
     int32_t *h_shuffle, *h_restore, *h_keep;
 
     /* classifier (mae_classifier_create): is_cls 1; no decoder, no masking */
-    int is_cls, NC;
+    int is_cls, NC, cls_has_targets; /* cls_has_targets: the last forward had targets */
     mae_cls_config cls;
     float *pooled, *feat, *feat_mean, *feat_rstd; /* (B,D), (B,D), (B), (B) */
     float *bnout, *logits, *dlogits, *ctarget;     /* (B,D), (B,NC) x3 */

@@ -31,6 +31,9 @@ import sys
 from safetensors.numpy import load_file, save_file
 t = load_file(sys.argv[1])
 save_file({k: v for k, v in t.items() if k.startswith("decoder")}, sys.argv[2])
+# and an encoder-only file without metadata (as official mae_pretrain_vit_*.pth holds)
+save_file({k: v for k, v in t.items() if not k.startswith("decoder") and k != "mask_token"},
+          sys.argv[2].replace("decoder_only", "encoder_only"))
 PYEOF
 mkdir -p "$WORK/flat"
 "$PY" - "$WORK/flat" <<'PYEOF'
@@ -64,6 +67,8 @@ if grep -q "pos_embed resized from a 7x7 to a 8x8" "$WORK/case_finetune_resized.
 else
     fail "--input_size 32 did not report the pos_embed interpolation"
 fi
+expect_ok finetune_encoder_only finetune "${FAST[@]}" --nb_classes 10 --num_heads 4 \
+    --finetune "$WORK/encoder_only.safetensors" --output_dir "$WORK/enc_only"
 expect_ok eval_runs eval --resume "$CLS" --data_path "$D" --eval_samples 64 --threads 2
 if grep -q "Acc@1" "$WORK/case_eval_runs.out" && grep -q "confusion" "$WORK/case_eval_runs.out"; then
     ok "eval prints top-1/top-5 and the confusion summary"
