@@ -28,6 +28,12 @@ void cli_model_specs(arg_spec *specs, cli_model_flags *f);
 int cli_model_config(const arg_spec *specs, const cli_model_flags *f, mae_config *cfg,
                      mae_error *err);
 int cli_mkdirs(const char *path, mae_error *err);
+/* --data_path, else $MAE_FASHION_MNIST_DIR (tests point it elsewhere), else Debian's folder */
+const char *cli_data_root(const char *data_path);
+/* The source at cli_data_root (train split, or the held-out one when train == 0); errors name
+ * --data_path, or say how to install Fashion-MNIST when no --data_path was given. */
+struct mae_source;
+struct mae_source *cli_open_source(const char *data_path, int train, mae_error *err);
 /* forward matmul FLOPs of one image (training step ~ 3x) */
 double cli_forward_flops(const mae_config *c, int len_keep);
 /* forward matmul FLOPs of one image through the encoder on all 1+L tokens (mae_forward_encoder):

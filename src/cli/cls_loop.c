@@ -3,33 +3,17 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "classify.h"
 #include "common.h"
 #include "data/randaug.h"
 #include "rng.h"
 
-static const char *data_root(const cls_opts *o) {
-    const char *def = getenv("MAE_FASHION_MNIST_DIR");
-    return o->data_path ? o->data_path : def && *def ? def : MAE_FASHION_MNIST_DIR;
-}
-
 mae_dataset *cls_open_data(const cls_opts *o, const mae_config *cfg, int train, int augment,
                            mae_error *err) {
-    const char *path = data_root(o);
-    struct stat st;
-    if (!o->data_path && stat(path, &st) != 0) {
-        mae_errf(err, "no --data_path given and Fashion-MNIST is not installed in %s; install it "
-                      "with `sudo apt-get install dataset-fashion-mnist` or pass --data_path", path);
-        return NULL;
-    }
-    mae_error e2;
-    mae_source *src = mae_source_open(path, train, &e2);
-    if (!src) {
-        mae_errf(err, "--data_path: %s", e2.msg);
-        return NULL;
-    }
+    const char *path = cli_data_root(o->data_path);
+    mae_source *src = cli_open_source(o->data_path, train, err);
+    if (!src) return NULL;
     if (src->num_classes < 1) {
         mae_errf(err, "--data_path: %s has no labels (%s); classification needs labelled data",
                  path, src->desc);

@@ -1,10 +1,13 @@
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "cli.h"
 #include "common.h"
+#include "data/dataset.h"
+#include "data/source.h"
 
 void cli_model_specs(arg_spec *s, cli_model_flags *f) {
     arg_spec t[CLI_MODEL_NFLAGS] = {
@@ -91,4 +94,23 @@ double cli_forward_flops(const mae_config *c, int K) {
 double cli_encoder_flops(const mae_config *c) {
     double L = mae_config_num_patches(c), P = mae_config_patch_dim(c), D = c->embed_dim;
     return 2.0 * L * P * D + stack_flops(1 + L, D, (int)(D * c->mlp_ratio), c->depth);
+}
+
+const char *cli_data_root(const char *data_path) {
+    const char *def = getenv("MAE_FASHION_MNIST_DIR");
+    return data_path ? data_path : def && *def ? def : MAE_FASHION_MNIST_DIR;
+}
+
+mae_source *cli_open_source(const char *data_path, int train, mae_error *err) {
+    const char *path = cli_data_root(data_path);
+    struct stat st;
+    if (!data_path && stat(path, &st) != 0) {
+        mae_errf(err, "no --data_path given and Fashion-MNIST is not installed in %s; install it "
+                      "with `sudo apt-get install dataset-fashion-mnist` or pass --data_path", path);
+        return NULL;
+    }
+    mae_error e2;
+    mae_source *src = mae_source_open(path, train, &e2);
+    if (!src) mae_errf(err, "--data_path: %s", e2.msg);
+    return src;
 }

@@ -89,29 +89,12 @@ static int check_opts(const pretrain_opts *o, mae_error *err) {
     return mae_train_config_validate(&o->tc, err);
 }
 
-/* --data_path, else $MAE_FASHION_MNIST_DIR (tests point it elsewhere), else Debian's folder. */
-static const char *data_root(const pretrain_opts *o) {
-    const char *def = getenv("MAE_FASHION_MNIST_DIR");
-    return o->data_path ? o->data_path : def && *def ? def : MAE_FASHION_MNIST_DIR;
-}
-
 /* The training data (or, train == 0, the held-out split) through the official augmentation
  * (augment != 0) or a plain resize, at the model's input size and channels. */
 static mae_dataset *open_data(const pretrain_opts *o, const mae_config *cfg, int train,
                               int augment, mae_error *err) {
-    const char *path = data_root(o);
-    struct stat st;
-    if (!o->data_path && stat(path, &st) != 0) {
-        mae_errf(err, "no --data_path given and Fashion-MNIST is not installed in %s; install it "
-                      "with `sudo apt-get install dataset-fashion-mnist` or pass --data_path", path);
-        return NULL;
-    }
-    mae_error e2;
-    mae_source *src = mae_source_open(path, train, &e2);
-    if (!src) {
-        mae_errf(err, "--data_path: %s", e2.msg);
-        return NULL;
-    }
+    mae_source *src = cli_open_source(o->data_path, train, err);
+    if (!src) return NULL;
     mae_image_opts io;
     mae_image_opts_default(&io, cfg->img_size, cfg->in_chans);
     io.augment = augment ? MAE_AUG_PRETRAIN : MAE_AUG_NONE;
@@ -144,7 +127,7 @@ static int write_recon(const pretrain_opts *o, mae_model *m, mae_error *err) {
     mae_error e2;
     /* the held-out split when there is one (val/ beside train/, t10k, test_batch), else the
      * training images (not augmented) */
-    const char *root = data_root(o);
+    const char *root = cli_data_root(o->data_path);
     char sub[4096];
     snprintf(sub, sizeof sub, "%s/train", root);
     struct stat st;
