@@ -120,12 +120,8 @@ static int model_config(const cls_opts *o, const arg_spec *s, mae_config *cfg, m
             strcmp(s[i].name, "decoder_num_heads"))
             arch++; /* heads go to the checkpoint reader (shapes do not give them) */
     if (o->finetune && !arch) {
-        char meta[16];
-        if (mae_file_meta(o->finetune, "format", meta, sizeof meta, err) != MAE_OK) return MAE_ERR;
-        mae_cls_config cc;
-        mae_error e2;
-        if (mae_checkpoint_classifier(o->finetune, cfg, &cc, &e2) != MAE_OK &&
-            mae_checkpoint_encoder_config(o->finetune, o->mf.num_heads, cfg, err) != MAE_OK)
+        /* one read: the config metadata of a pretraining or classifier file, else the shapes */
+        if (mae_checkpoint_encoder_config(o->finetune, o->mf.num_heads, cfg, err) != MAE_OK)
             return MAE_ERR;
     } else if (cli_model_config(s, &o->mf, cfg, err) != MAE_OK) {
         return MAE_ERR;
