@@ -47,7 +47,11 @@ typedef struct mae_config {
     float mlp_ratio; /* hidden = (int)(dim * mlp_ratio), both stacks */
     double mask_ratio; /* double, so int(L * (1 - r)) matches Python exactly */
     int norm_pix_loss; /* 0/1 */
+    float layer_norm_eps; /* LayerNorm eps of every norm; 0 means the official 1e-6 (HF
+                             transformers' ViTMAE configs say 1e-12) */
 } mae_config;
+/* The LayerNorm eps of a config (its layer_norm_eps, or 1e-6 when that is 0). */
+float mae_config_ln_eps(const mae_config *cfg);
 
 /* Known presets: "mae_vit_base_patch16", "mae_vit_large_patch16", "mae_vit_huge_patch14",
  * "mae_vit_small" (384/12/6, dec 256/4/8, 224/16), "mae_vit_tiny" (192/12/3, dec 128/4/4, 224/16),

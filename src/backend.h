@@ -19,7 +19,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAE_LN_EPS 1e-6f
 
 /* MAE_PREC_FP32 / MAE_PREC_BF16 */
 #include "mae.h"
@@ -69,10 +68,10 @@ typedef struct mae_backend {
                                  const float *act, const float *pre, const float *w, int M,
                                  int K, int N, int prec);
 
-    /* ---- LayerNorm over the last dim, eps MAE_LN_EPS, biased variance (as torch) */
-    /* out (N,C), mean (N), rstd (N) <- inp (N,C), w (C), b (C) */
+    /* ---- LayerNorm over the last dim, biased variance (as torch) */
+    /* out (N,C), mean (N), rstd (N) <- inp (N,C), w (C), b (C); rstd = 1/sqrt(var + eps) */
     void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
-                              const float *w, const float *b, int N, int C);
+                              const float *w, const float *b, int N, int C, float eps);
     /* dinp (N,C) +=, dw (C) +=, db (C) += */
     void (*layernorm_backward)(float *dinp, float *dw, float *db, const float *dout,
                                const float *inp, const float *w, const float *mean,

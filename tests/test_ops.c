@@ -556,7 +556,7 @@ static void test_layernorm(const mae_backend *be, int N, int C, double spread, s
                           tc_dcopy(&tc, b, C), N, C);
     float *d_o = tc_out(&tc, NULL, n), *d_m = tc_out(&tc, NULL, N), *d_r = tc_out(&tc, NULL, N);
     be->layernorm_forward(d_o, d_m, d_r, tc_in(&tc, x, n), tc_in(&tc, w, C), tc_in(&tc, b, C), N,
-                          C);
+                          C, 1e-6f);
     tc_check(&tc, "out", rel_fd(tc_get(&tc, d_o, n), ro, n), TOL_FWD);
     tc_check(&tc, "mean", rel_fd(tc_get(&tc, d_m, N), rm, N), TOL_FWD);
     tc_check(&tc, "rstd", rel_fd(tc_get(&tc, d_r, N), rr, N), TOL_FWD);

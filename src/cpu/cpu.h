@@ -24,7 +24,7 @@ void cpu_matmul_backward_gelu(float *dpre, float *dw, float *dbias, const float 
                               const float *act, const float *pre, const float *w, int M, int K,
                               int N, int prec);
 void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                           const float *w, const float *b, int N, int C);
+                           const float *w, const float *b, int N, int C, float eps);
 void cpu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                             const float *inp, const float *w, const float *mean,
                             const float *rstd, int N, int C);

@@ -70,7 +70,7 @@ void cpu_matmul_backward_gelu(float *dpre, float *dw, float *dbias, const float 
 
 /* out (N,C), mean (N), rstd (N) <- inp (N,C), w (C), b (C) */
 void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                           const float *w, const float *b, int N, int C) {
+                           const float *w, const float *b, int N, int C, float eps) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
@@ -85,7 +85,7 @@ void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in
             float d = x[c] - m;
             v += d * d;
         }
-        float r = 1.0f / sqrtf(v / C + MAE_LN_EPS);
+        float r = 1.0f / sqrtf(v / C + eps);
 #pragma omp simd
         for (int c = 0; c < C; c++) y[c] = (x[c] - m) * r * w[c] + b[c];
         mean[i] = m;

@@ -34,7 +34,7 @@ void mae_encoder_forward_all(mae_model *m, int B, int final_norm) {
     if (final_norm) {
         float *out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
         be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, out, m->w.norm_w,
-                              m->w.norm_b, B * (1 + L), D);
+                              m->w.norm_b, B * (1 + L), D, mae_config_ln_eps(&m->cfg));
     }
 }
 
@@ -82,7 +82,8 @@ int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B
     be->pool_tokens(m->pooled, x, B, T, D, mode);
     const float *lw = m->cls.global_pool ? m->w.fc_norm_w : m->w.norm_w;
     const float *lb = m->cls.global_pool ? m->w.fc_norm_b : m->w.norm_b;
-    be->layernorm_forward(m->feat, m->feat_mean, m->feat_rstd, m->pooled, lw, lb, B, D);
+    be->layernorm_forward(m->feat, m->feat_mean, m->feat_rstd, m->pooled, lw, lb, B, D,
+                          mae_config_ln_eps(&m->cfg));
     if (m->cls.head_bn)
         be->batchnorm_forward(m->bnout, m->w.bn_mean, m->w.bn_var, m->feat, B, D, train,
                               BN_MOMENTUM, BN_EPS);

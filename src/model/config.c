@@ -10,17 +10,18 @@ typedef struct preset {
     mae_config cfg;
 } preset;
 
-/* img, patch, chans, D, depth, heads, Dd, ddepth, dheads, mlp_ratio, mask_ratio, norm_pix */
+/* img, patch, chans, D, depth, heads, Dd, ddepth, dheads, mlp_ratio, mask_ratio, norm_pix,
+ * layer_norm_eps */
 static const preset k_presets[] = {
-    {"mae_vit_base_patch16", {224, 16, 3, 768, 12, 12, 512, 8, 16, 4.0f, 0.75f, 0}},
-    {"mae_vit_large_patch16", {224, 16, 3, 1024, 24, 16, 512, 8, 16, 4.0f, 0.75f, 0}},
-    {"mae_vit_huge_patch14", {224, 14, 3, 1280, 32, 16, 512, 8, 16, 4.0f, 0.75f, 0}},
-    {"mae_vit_small_patch16", {224, 16, 3, 384, 12, 6, 256, 4, 8, 4.0f, 0.75f, 0}},
-    {"mae_vit_tiny_patch16", {224, 16, 3, 192, 12, 3, 128, 4, 4, 4.0f, 0.75f, 0}},
-    {"tiny-28", {28, 4, 1, 192, 12, 3, 128, 4, 4, 4.0f, 0.75f, 0}},
-    {"tiny-32", {32, 4, 3, 192, 12, 3, 128, 4, 4, 4.0f, 0.75f, 0}},
-    {"small-224", {224, 16, 3, 384, 12, 6, 256, 4, 8, 4.0f, 0.75f, 0}},
-    {"base-224", {224, 16, 3, 768, 12, 12, 512, 8, 16, 4.0f, 0.75f, 0}},
+    {"mae_vit_base_patch16", {224, 16, 3, 768, 12, 12, 512, 8, 16, 4.0f, 0.75f, 0, 1e-6f}},
+    {"mae_vit_large_patch16", {224, 16, 3, 1024, 24, 16, 512, 8, 16, 4.0f, 0.75f, 0, 1e-6f}},
+    {"mae_vit_huge_patch14", {224, 14, 3, 1280, 32, 16, 512, 8, 16, 4.0f, 0.75f, 0, 1e-6f}},
+    {"mae_vit_small_patch16", {224, 16, 3, 384, 12, 6, 256, 4, 8, 4.0f, 0.75f, 0, 1e-6f}},
+    {"mae_vit_tiny_patch16", {224, 16, 3, 192, 12, 3, 128, 4, 4, 4.0f, 0.75f, 0, 1e-6f}},
+    {"tiny-28", {28, 4, 1, 192, 12, 3, 128, 4, 4, 4.0f, 0.75f, 0, 1e-6f}},
+    {"tiny-32", {32, 4, 3, 192, 12, 3, 128, 4, 4, 4.0f, 0.75f, 0, 1e-6f}},
+    {"small-224", {224, 16, 3, 384, 12, 6, 256, 4, 8, 4.0f, 0.75f, 0, 1e-6f}},
+    {"base-224", {224, 16, 3, 768, 12, 12, 512, 8, 16, 4.0f, 0.75f, 0, 1e-6f}},
 };
 #define N_PRESETS ((int)(sizeof k_presets / sizeof k_presets[0]))
 
@@ -88,9 +89,16 @@ int mae_config_validate(const mae_config *c, mae_error *err) {
         return mae_errf(err,
                         "mask_ratio %g leaves no visible patch out of %d (int(L*(1-r)) = 0)",
                         c->mask_ratio, mae_config_num_patches(c));
+    if (!(c->layer_norm_eps >= 0.0f) || c->layer_norm_eps > 1.0f)
+        return mae_errf(err, "layer_norm_eps must be in [0, 1] (0 = 1e-6), got %g",
+                        (double)c->layer_norm_eps);
     if (c->norm_pix_loss && mae_config_patch_dim(c) < 2)
         return mae_errf(err, "norm_pix_loss needs at least 2 values per patch (patch_size^2 * in_chans)");
     return MAE_OK;
+}
+
+float mae_config_ln_eps(const mae_config *c) {
+    return c->layer_norm_eps > 0.0f ? c->layer_norm_eps : 1e-6f;
 }
 
 int mae_config_to_json(const mae_config *c, char *buf, size_t cap) {
@@ -98,11 +106,11 @@ int mae_config_to_json(const mae_config *c, char *buf, size_t cap) {
                      "{\"img_size\":%d,\"patch_size\":%d,\"in_chans\":%d,\"embed_dim\":%d,"
                      "\"depth\":%d,\"num_heads\":%d,\"decoder_embed_dim\":%d,"
                      "\"decoder_depth\":%d,\"decoder_num_heads\":%d,\"mlp_ratio\":%.9g,"
-                     "\"mask_ratio\":%.17g,\"norm_pix_loss\":%s}",
+                     "\"mask_ratio\":%.17g,\"norm_pix_loss\":%s,\"layer_norm_eps\":%.9g}",
                      c->img_size, c->patch_size, c->in_chans, c->embed_dim, c->depth,
                      c->num_heads, c->decoder_embed_dim, c->decoder_depth, c->decoder_num_heads,
                      (double)c->mlp_ratio, c->mask_ratio,
-                     c->norm_pix_loss ? "true" : "false");
+                     c->norm_pix_loss ? "true" : "false", (double)mae_config_ln_eps(c));
     return (n < 0 || (size_t)n >= cap) ? MAE_ERR : MAE_OK;
 }
 
@@ -153,6 +161,10 @@ int mae_config_from_json(mae_config *c, const char *json, mae_error *err) {
         if (cJSON_IsBool(v)) t.norm_pix_loss = cJSON_IsTrue(v);
         else if (cJSON_IsNumber(v)) t.norm_pix_loss = v->valuedouble != 0.0;
         else rc = mae_errf(err, "config: 'norm_pix_loss' must be a boolean");
+    }
+    if (rc == MAE_OK && (v = cJSON_GetObjectItemCaseSensitive(o, "layer_norm_eps"))) {
+        if (cJSON_IsNumber(v)) t.layer_norm_eps = (float)v->valuedouble;
+        else rc = mae_errf(err, "config: 'layer_norm_eps' must be a number");
     }
     cJSON_Delete(o);
     if (rc != MAE_OK) return rc;

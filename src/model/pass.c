@@ -24,7 +24,7 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
         float *fch = LAYER(s->fch, l, sH), *fcg = LAYER(s->fch_gelu, l, sH);
         /* x = x + proj(attn(norm1(x))) */
         be->layernorm_forward(ln1, LAYER(s->ln1_mean, l, sN), LAYER(s->ln1_rstd, l, sN), res,
-                              w->ln1_w, w->ln1_b, BT, C);
+                              w->ln1_w, w->ln1_b, BT, C, mae_config_ln_eps(&m->cfg));
         be->matmul_forward(qkv, ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C, m->prec);
         be->attention_forward(atty, att, qkv, B, T, C, s->NH);
         be->matmul_forward(res2, atty, w->proj_w, w->proj_b, BT, C, C, m->prec);
@@ -32,7 +32,7 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
         be->add_inplace(res2, res, (size_t)BT * C);
         /* x = x + fc2(gelu(fc1(norm2(x)))) */
         be->layernorm_forward(ln2, LAYER(s->ln2_mean, l, sN), LAYER(s->ln2_rstd, l, sN), res2,
-                              w->ln2_w, w->ln2_b, BT, C);
+                              w->ln2_w, w->ln2_b, BT, C, mae_config_ln_eps(&m->cfg));
         be->matmul_forward_gelu(fch, fcg, ln2, w->fc1_w, w->fc1_b, BT, C, Hm, m->prec);
         be->matmul_forward(out, fcg, w->fc2_w, w->fc2_b, BT, Hm, C, m->prec);
         if (s->dp) be->scale_rows(out, out, s->dp + (size_t)(2 * l + 1) * B, B, (size_t)T * C);
@@ -143,7 +143,7 @@ void mae_encoder_forward(mae_model *m, int B, int K) {
     mae_stack_forward(m, &m->enc, B, Te);
     float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
     be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, enc_out, m->w.norm_w,
-                          m->w.norm_b, B * Te, D);
+                          m->w.norm_b, B * Te, D, mae_config_ln_eps(&m->cfg));
 }
 
 void mae_phase_seconds(const mae_model *m, double out[MAE_NUM_PHASES]) {
@@ -199,7 +199,7 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
     mae_stack_forward(m, &m->dec, B, Td);
     float *dec_out = m->dec.res + (size_t)m->dec.nl * m->max_batch * m->dec.Tmax * Dd;
     be->layernorm_forward(m->dec.lnf, m->dec.lnf_mean, m->dec.lnf_rstd, dec_out, m->w.dec_norm_w,
-                          m->w.dec_norm_b, B * Td, Dd);
+                          m->w.dec_norm_b, B * Td, Dd, mae_config_ln_eps(&m->cfg));
     be->matmul_forward(m->pred, m->dec.lnf, m->w.pred_w, m->w.pred_b, B * Td, Dd, P,
                        m->prec);
 
