@@ -283,16 +283,21 @@ int cmd_visualize(int argc, char **argv) {
     arg_spec s[] = {
         {"checkpoint", ARG_STR, &o.checkpoint, "safetensors MAE weights with a decoder (required)", 0},
         {"output", ARG_STR, &o.output, "the PNG to write (required; missing folders are created)", 0},
-        {"list", ARG_STR, &o.list, "text file of image paths, one a line (relative to its folder; "
-                                   "# comments), after any paths given as arguments (default: none)", 0},
+        {"list", ARG_STR, &o.list, "text file of image paths, one a line, in the list format of "
+                                   "--data_path (relative to its folder, # comments, a label after "
+                                   "the path is ignored: a path with spaces needs one); its images "
+                                   "come after those given as arguments (default: none)", 0},
         {"mask_ratio", ARG_DOUBLE, &o.mask_ratio, "fraction removed (default: the checkpoint's, else 0.75)", 0},
         {"seed", ARG_U64, &o.seed, "masking noise seed, image i gets sample id i (default 0)", 0},
         {"noise", ARG_STR, &o.noise, "(N,L) .npy masking noise, N images, L patches (default: from --seed)", 0},
         {"unnorm", ARG_STR, &o.unnorm,
-         "how predictions of a norm_pix_loss model become pixels: target (each patch with its true "
-         "mean/std: leaks them), visible (a removed patch gets the inverse-distance-squared "
-         "weighted mean of the visible patches' means and stds), none (default: target with "
-         "norm_pix_loss, else none)", 0},
+         "how predictions of a norm_pix_loss model (per-patch normalised pixels) become pixels, "
+         "pred * std + mean with a patch's mean and std = sqrt(unbiased var + 1e-6) over its "
+         "p*p*C values, as the loss: target = every patch's own true statistics (this leaks "
+         "them for removed patches); visible = a visible patch's own, a removed patch's the "
+         "weighted average of the visible patches' means and stds with weights 1/d^2, d the "
+         "distance between the patches in the patch grid (uses only what the model saw); none = "
+         "the raw prediction (default: target with norm_pix_loss, else none)", 0},
         {"norm_pix_loss", ARG_FLAG, &o.norm_pix_loss, "the model was trained with norm_pix_loss (for files without metadata)", 0},
         {"scale", ARG_INT, &o.scale, "enlarge each pixel K times, 1.." "64 (default: 1 for input_size >= 128, else panels >= 128 px)", 0},
         {"num_heads", ARG_INT, &o.num_heads, "encoder heads when the file has no config", 0},
