@@ -7,6 +7,7 @@
 
 int cmd_pretrain(int argc, char **argv);
 int cmd_reconstruct(int argc, char **argv);
+int cmd_visualize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
 int cmd_linprobe(int argc, char **argv);

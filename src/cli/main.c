@@ -10,6 +10,7 @@ static void usage(void) {
            "commands:\n"
            "  pretrain     MAE pretraining (default: Fashion-MNIST from dataset-fashion-mnist)\n"
            "  reconstruct  forward a batch (.npy) through a checkpoint; writes pred/mask/ids_restore\n"
+           "  visualize    PNG of MAE reconstructions of images, as the official demo\n"
            "  bench        training throughput on synthetic input\n"
            "  finetune     fine-tune a ViT classifier from a pretrained encoder (main_finetune.py)\n"
            "  linprobe     linear probe of a frozen pretrained encoder (main_linprobe.py)\n"
@@ -32,6 +33,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc, argv);
     if (!strcmp(argv[1], "reconstruct")) return cmd_reconstruct(argc, argv);
+    if (!strcmp(argv[1], "visualize")) return cmd_visualize(argc, argv);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc, argv);
     if (!strcmp(argv[1], "finetune")) return cmd_finetune(argc, argv);
     if (!strcmp(argv[1], "linprobe")) return cmd_linprobe(argc, argv);
