@@ -16,6 +16,8 @@
 #include "pth_pickle.h"
 #include "zip.h"
 
+#define PTH_MAX_ARGS 4096 /* args entries looked at */
+
 typedef struct pth_priv {
     uint8_t *buf; /* the whole file */
     size_t size;
@@ -174,6 +176,7 @@ static void format_double(char *buf, size_t cap, double x) {
 static void collect_args(pth_file *f, const pk_value *args) {
     if (!args || args->type != PK_DICT) return;
     size_t n = args->u.dict.n / 2;
+    if (n > PTH_MAX_ARGS) n = PTH_MAX_ARGS; /* (the duplicate check below is quadratic) */
     f->arg_keys = mae_xcalloc(n + 1, sizeof(char *));
     f->arg_vals = mae_xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++) {

@@ -227,9 +227,12 @@ int pk_build(pk_unpickler *u, pk_value *inst, pk_value *state) {
         if (state->type != PK_DICT)
             return pk_fail(u, "argparse.Namespace state is a %s, not a dict",
                            pk_type_name(state));
-        for (size_t i = 0; i < state->u.dict.n; i++)
-            pk_vec_push(u, &inst->u.dict.kv, &inst->u.dict.n, &inst->u.dict.cap,
-                        state->u.dict.kv[i]);
+        if (inst->u.dict.n)
+            return pk_fail(u, "argparse.Namespace built twice");
+        /* shares the state's items (copying would let BINGET + BUILD repeats blow up memory);
+         * cap = n makes a later append copy the array instead of writing into the state's */
+        inst->u.dict = state->u.dict;
+        inst->u.dict.cap = inst->u.dict.n;
         return MAE_OK;
     }
     /* An OrderedDict's state is its instance attributes (a state dict's _metadata), not

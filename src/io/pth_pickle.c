@@ -37,6 +37,7 @@ void *pk_alloc(pk_unpickler *u, size_t n) {
     }
     void *p = (char *)b->data + b->used;
     b->used += n;
+    u->arena_bytes += n;
     memset(p, 0, n);
     return p;
 }
@@ -128,10 +129,12 @@ int pk_fail(pk_unpickler *u, const char *fmt, ...) {
     va_end(ap);
     const char *nm = op_name(u->op);
     return mae_errf(u->err, "%s: data.pkl byte %zu (%s): %s", u->what, u->op_pos,
-                    nm ? nm : "?", msg);
+                    nm ? nm : u->op < 0 ? "end" : "?", msg);
 }
 
 static int need(pk_unpickler *u, size_t n) {
+    if (u->len - u->pos < n && u->op < 0)
+        return pk_fail(u, "truncated pickle (it ends without a STOP opcode)");
     if (u->len - u->pos < n)
         return pk_fail(u, "truncated pickle (needs %zu more bytes, %zu left)", n,
                        u->len - u->pos);
@@ -486,8 +489,14 @@ int pk_load(pk_unpickler **up, const uint8_t *data, size_t len, const char *what
     u->marks = mae_xmalloc(PK_MAX_MARKS * sizeof *u->marks);
     *root = NULL;
     int done = 0;
-    while (!done)
+    size_t budget = (len > (SIZE_MAX - (16u << 20)) / PK_MAX_EXPANSION ? SIZE_MAX
+                     : len * PK_MAX_EXPANSION + (16u << 20));
+    while (!done) {
         if (step(u, &done) != MAE_OK) return MAE_ERR;
+        if (u->arena_bytes > budget)
+            return pk_fail(u, "the pickle's %zu bytes build more than %zu MB of values "
+                           "(a hostile file?)", len, budget >> 20);
+    }
     *root = u->stack[u->sp - 1];
     return MAE_OK;
 }

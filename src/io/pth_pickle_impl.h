@@ -9,6 +9,9 @@
 #define PK_MAX_MARKS 4096      /* nesting of MARKs */
 #define PK_MAX_MEMO (1 << 24)  /* memo indices (and never more than the pickle's length) */
 #define PK_MAX_GLOBAL 128      /* module / name length of a global */
+/* Values may take at most this many bytes per pickle byte (+ 16 MB): a state dict needs about
+ * 10; the bound stops pickles that reuse memoized values to build ever more. */
+#define PK_MAX_EXPANSION 256
 
 struct pk_unpickler {
     const uint8_t *p;
@@ -18,6 +21,7 @@ struct pk_unpickler {
     size_t op_pos; /* where the current opcode starts */
     int op;        /* the current opcode, -1 before it is read */
     struct pk_block *blocks;
+    size_t arena_bytes;
     pk_value **stack;
     size_t sp, scap;
     size_t *marks; /* stack heights at each MARK (PK_MAX_MARKS entries) */

@@ -117,6 +117,33 @@ class Evil:
         return (self.fn, (self.arg,))
 
 
+class StorageRef:
+    """Pickled (by crafted_pickle) as the persistent id of storage key of the plain fixture."""
+    def __init__(self, key, numel, stype=torch.FloatStorage):
+        self.pid = ("storage", stype, key, "cpu", numel)
+
+
+class FakeTensor:
+    """Pickled as torch.save pickles a tensor, with whatever sizes/strides it is given."""
+    def __init__(self, *args):
+        self.args = args
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, self.args + (False, collections.OrderedDict()))
+
+
+def crafted_pickle(obj, protocol=2):
+    buf = io.BytesIO()
+    p = pickle.Pickler(buf, protocol=protocol)
+    p.persistent_id = lambda o: o.pid if isinstance(o, StorageRef) else None
+    p.dump(obj)
+    return buf.getvalue()
+
+
+def fake(*args, key="0", numel=15):
+    return crafted_pickle({"t": FakeTensor(StorageRef(key, numel), *args)})
+
+
 def rezip(src, dst, replace=None, compression=zipfile.ZIP_STORED):
     """Copies the members of zip src into dst (Python's zipfile), data.pkl replaced if given."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression) as zout:
@@ -227,6 +254,42 @@ def make(outdir):
             d = z.read(i.filename)
             out.writestr(i.filename, d[:-4] if i.filename.endswith("/data/0") else d)
     man["bad"]["short_storage"] = ["storage '0' has", "corrupt"]
+    # crafted pickles inside the plain fixture's archive (its storage '0' holds 15 floats)
+    crafted = {
+        "tensor_oob": (fake(0, (4, 4), (4, 1)), ["reaches element 15", "15 elements"]),
+        "tensor_offset_oob": (fake(15, (1,), (1,)), ["reaches element 15"]),
+        "tensor_neg_stride": (fake(0, (3,), (-1,)), ["size/stride 0"]),
+        "tensor_9d": (fake(0, (1,) * 9, (1,) * 9), ["9 dimensions"]),
+        "tensor_overflow": (fake(0, (2 ** 40, 2 ** 40), (1, 1)), ["too many elements"]),
+        "tensor_stride_overflow": (fake(0, (4, 4), (2 ** 63 - 1,) * 2), ["overflow"]),
+        "storage_missing": (fake(0, (1,), (1,), key="999"), ["storage '999' is missing"]),
+        "storage_too_big": (fake(0, (1,), (1,), numel=2 ** 40), ["storage '0' has 60 bytes"]),
+        "storage_absurd": (fake(0, (1,), (1,), numel=2 ** 62), ["too many"]),
+        "marks_deep": (b"\x80\x02" + b"(" * 5000 + b".", ["deeper than 4096 MARKs"]),
+        "memo_unset": (b"\x80\x02h\x07.", ["memo index 7 was never set"]),
+        "memo_huge": (b"\x80\x02}r\xff\xff\xff\xff.", ["memo index 4294967295"]),
+        "str_huge": (b"\x80\x02\x8d" + struct.pack("<Q", 2 ** 63) + b"ab.", ["truncated"]),
+        "stack_underflow": (b"\x80\x02(s.", ["underflow"]),
+        "cycle": (b"\x80\x02]q\x00h\x00h\x00a}q\x01X\x01\x00\x00\x00ah\x00s.",
+                  ["no state dict"]),
+        "no_stop": (b"\x80\x02}q\x00", ["truncated"]),
+        # a 100 kB string encoded 2000 times through the memo (200 MB): bounded, refused
+        "expansion": (b"\x80\x02c_codecs\nencode\nq\x00X" + struct.pack("<I", 100000) +
+                      b"a" * 100000 + b"q\x01X\x06\x00\x00\x00latin1q\x02(" +
+                      b"h\x00h\x01h\x02\x86R" * 2000 + b"l.", ["MB of values"]),
+        "reduce_storage": (b"\x80\x02ctorch\nFloatStorage\n)R.",
+                           ["calling torch.FloatStorage is not supported"]),
+        "proto0": (b"(dp0\n.", ["unsupported pickle opcode 'p' (PUT)"]),
+        "proto6": (b"\x80\x06}.", ["protocol 6"]),
+    }
+    for name, (pkl, words) in crafted.items():
+        rezip(P("plain"), P(name), replace=pkl)
+        man["bad"][name] = words
+    # a valid crafted tensor (transposed 3x5 view of storage '0'): the crafting itself is sound
+    good("crafted_ok", None, collections.OrderedDict(
+        [("t", torch.load(P("plain"))["0.weight"].reshape(-1)[:15].view(3, 5).t())]))
+    rezip(P("plain"), P("crafted_ok"), replace=fake(0, (5, 3), (1, 5)))
+
     with open(P("plain"), "rb") as f:
         raw = f.read()
     with open(P("not_zip"), "wb") as f:
