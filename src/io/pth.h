@@ -46,7 +46,8 @@ typedef struct pth_file {
     pth_tensor *t;
     char dict_key[32];              /* "model", "state_dict", "model_state" or "" (top level) */
     /* top-level "args" (argparse.Namespace or dict) entries whose values are str/int/float/bool,
-     * as text ("mae_vit_base_patch16", "16", "0.75", "True") */
+     * as text ("mae_vit_base_patch16", "16", "0.75", "True"): ints in decimal, floats as Python's
+     * repr (shortest round-trip digits: "0.00015", "40.0", "1e-08"); other values are skipped */
     int nargs;
     char **arg_keys, **arg_vals;
     int has_epoch;                  /* top-level "epoch" int, if present */
