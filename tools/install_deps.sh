@@ -2,7 +2,7 @@
 # Installs what mae needs on Debian 12: the build (CMake, OpenMP, OpenBLAS's OpenMP build, cJSON,
 # zlib, libpng, libjpeg-turbo, libspng, libwebp), the data (dataset-fashion-mnist) and, with
 # "test", the Python side of the tests (Debian's PyTorch, torchvision, PIL and the sample photos
-# of skimage/sklearn + a venv with transformers and safetensors from PyPI).
+# of skimage/sklearn + a venv with transformers, safetensors and timm from PyPI).
 # Usage: tools/install_deps.sh [build|test]
 set -euo pipefail
 what=${1:-build}
@@ -29,9 +29,12 @@ fi
 if [ "$what" = test ]; then
   # Debian's torch (CPU) through --system-site-packages; transformers 4.46.3 is the newest
   # release that supports Debian's torch 1.13 and has ViTMAEForPreTraining with noise=.
-  if ! .venv/bin/python -c "import transformers, safetensors, torch, numpy" 2>/dev/null; then
+  # timm 1.0.31 (works with torch 1.13): the reference for timm export/import and the blocks
+  # of the official model in test_foreign_ckpt.py.
+  if ! .venv/bin/python -c "import transformers, safetensors, torch, numpy, timm" 2>/dev/null; then
     rm -rf .venv
     /usr/bin/python3 -m venv --system-site-packages .venv
-    .venv/bin/pip install -q --disable-pip-version-check "transformers==4.46.3" "safetensors>=0.4"
+    .venv/bin/pip install -q --disable-pip-version-check "transformers==4.46.3" "safetensors>=0.4" \
+      "timm==1.0.31"
   fi
 fi

@@ -120,7 +120,7 @@ static int run(const recon_opts *o, const arg_spec *s, int ns, mae_error *err) {
 int cmd_reconstruct(int argc, char **argv) {
     recon_opts o = {.mask_ratio = 0.75};
     arg_spec s[] = {
-        {"checkpoint", ARG_STR, &o.checkpoint, "safetensors weights with official names (required)", 0},
+        {"checkpoint", ARG_STR, &o.checkpoint, "checkpoint: ours, official .pth, timm, or an HF folder (required)", 0},
         {"input", ARG_STR, &o.input, "(N,C,H,W) float32 .npy of normalised images (required)", 0},
         {"noise", ARG_STR, &o.noise, "(N,L) .npy masking noise (default: derived from --seed)", 0},
         {"out", ARG_STR, &o.out, "output folder for pred.npy, mask.npy, ids_restore.npy (required)", 0},

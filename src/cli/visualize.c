@@ -281,7 +281,7 @@ static void split_args(const arg_spec *s, int ns, int argc, char **argv, char **
 int cmd_visualize(int argc, char **argv) {
     vis_opts o = {.mask_ratio = 0.75};
     arg_spec s[] = {
-        {"checkpoint", ARG_STR, &o.checkpoint, "safetensors MAE weights with a decoder (required)", 0},
+        {"checkpoint", ARG_STR, &o.checkpoint, "checkpoint with a decoder: ours, an official *_full / mae_visualize_* .pth, or an HF ViTMAEForPreTraining folder (required)", 0},
         {"output", ARG_STR, &o.output, "the PNG to write (required; missing folders are created)", 0},
         {"list", ARG_STR, &o.list, "text file of image paths, one a line, in the list format of "
                                    "--data_path (relative to its folder, # comments, a label after "

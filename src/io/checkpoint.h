@@ -15,4 +15,17 @@ int mae_file_meta(const char *path, const char *key, char *buf, size_t cap, mae_
  * checkpoint) is accepted; its decoder fields are placeholders */
 int mae_checkpoint_encoder_config(const char *path, int num_heads, mae_config *cfg,
                                   mae_error *err);
+/* The model config of an open checkpoint view (io/statedict.h): its metadata, else inferred
+ * from the shapes; heads from the flags (> 0), the file, or the official counts. */
+struct mae_sd;
+int mae_sd_config(const struct mae_sd *sd, int num_heads, int decoder_num_heads,
+                  mae_config *cfg, int encoder_only, mae_error *err);
+/* The classifier settings from the tensors (head.weight or head.1.weight, fc_norm.*) */
+int mae_sd_classifier(const struct mae_sd *sd, mae_cls_config *cc, mae_error *err);
+
+/* Writes checkpoint (any format mae_sd_open reads) into the existing folder out_dir as
+ * model.safetensors + config.json for format "official" (models_mae / models_vit), "timm"
+ * (timm's hub layout) or "hf" (transformers ViTMAEForPreTraining / ViTMAEModel). */
+int mae_export(const char *checkpoint, const char *format, const char *out_dir, int num_heads,
+               int decoder_num_heads, mae_error *err);
 #endif
