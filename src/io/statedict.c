@@ -168,7 +168,7 @@ static int build_table(mae_sd *sd, mae_error *err) {
         if (i < 0) {
             i = sd->n++;
             sd_tensor *t = &sd->t[i];
-            snprintf(t->name, sizeof t->name, "%s", name);
+            memcpy(t->name, name, strlen(name) + 1); /* < MAE_MAX_NAME, checked above */
             t->src = src;
             t->nparts = part < 0 ? 1 : SD_MAX_PARTS;
             for (int p = 0; p < SD_MAX_PARTS; p++) t->part[p] = -1;
