@@ -206,6 +206,8 @@ static int checkpoint_config(const char *path, int num_heads, int decoder_num_he
                                       : c.decoder_embed_dim == 512 ? 16
                                                                    : default_heads(c.decoder_embed_dim);
                 c.mask_ratio = 0.75;
+                if (encoder_only && c.decoder_num_heads < 1)
+                    c.decoder_num_heads = 1; /* placeholder: only the encoder is used */
                 if (c.num_heads < 1)
                     rc = mae_errf(err, "%s: cannot infer the encoder heads for embed_dim %d: pass "
                                        "--num_heads", path, c.embed_dim);
