@@ -173,6 +173,10 @@ const mae_cls_config *mae_model_classifier(const mae_model *m);
  * logits (host, (B, num_classes), may be NULL). */
 int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B, int train,
                     uint64_t key, float *loss, float *logits, mae_error *err);
+/* Features of the last mae_cls_forward (host, (B, D)): the pooled tokens after norm (CLS
+ * pooling) or fc_norm (global pooling), before the BatchNorm and the head (timm
+ * forward_head(pre_logits=True) of the official models_vit.VisionTransformer). */
+void mae_cls_get_features(const mae_model *m, float *feat);
 /* Backward of the last mae_cls_forward with targets: accumulates d(loss*loss_scale)/dparam. */
 void mae_cls_backward(mae_model *m, float loss_scale);
 /* Loads the encoder of a checkpoint written by `mae pretrain` or a classifier (any tensor of

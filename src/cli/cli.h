@@ -13,6 +13,7 @@ int cmd_finetune(int argc, char **argv);
 int cmd_linprobe(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 
 /* Model-architecture flags shared by commands (--model plus per-field overrides). */
 typedef struct cli_model_flags {

@@ -15,6 +15,7 @@ static void usage(void) {
            "  finetune     fine-tune a ViT classifier from a pretrained encoder (main_finetune.py)\n"
            "  linprobe     linear probe of a frozen pretrained encoder (main_linprobe.py)\n"
            "  eval         top-1/top-5 and confusion of a classifier checkpoint\n"
+           "  embed        encoder features of images (folder, list or .npy) as .npy\n"
            "  export       write a checkpoint for the official code, timm or HF transformers\n",
            MAE_VERSION_STRING);
 }
@@ -39,6 +40,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "finetune")) return cmd_finetune(argc, argv);
     if (!strcmp(argv[1], "linprobe")) return cmd_linprobe(argc, argv);
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc, argv);
+    if (!strcmp(argv[1], "embed")) return cmd_embed(argc, argv);
     if (!strcmp(argv[1], "export")) return cmd_export(argc, argv);
     fprintf(stderr, "mae: unknown command '%s' (see mae --help for the commands)\n", argv[1]);
     return 2;

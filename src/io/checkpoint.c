@@ -226,6 +226,8 @@ static int infer_config(const mae_sd *sd, int num_heads, int decoder_num_heads, 
     c.mask_ratio = sd->mask_ratio > 0 && sd->mask_ratio < 1 ? sd->mask_ratio : 0.75;
     c.norm_pix_loss = sd->norm_pix_loss > 0;
     c.layer_norm_eps = sd->layer_norm_eps;
+    if (encoder_only && c.decoder_num_heads < 1)
+        c.decoder_num_heads = 1; /* placeholder: only the encoder is used */
     if (c.num_heads < 1)
         return mae_errf(err, "%s: cannot infer the encoder heads for embed_dim %d: pass "
                              "--num_heads", path, c.embed_dim);

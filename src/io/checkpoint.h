@@ -12,7 +12,8 @@ int mae_model_save_meta(const mae_model *m, const char *path, const char *const 
 int mae_file_meta(const char *path, const char *key, char *buf, size_t cap, mae_error *err);
 
 /* mae_checkpoint_config for a classifier's encoder: a file without a decoder (an encoder-only
- * checkpoint) is accepted; its decoder fields are placeholders */
+ * checkpoint) is accepted; its decoder fields are placeholders (also the decoder heads of a file
+ * whose decoder width has no default head count) */
 int mae_checkpoint_encoder_config(const char *path, int num_heads, mae_config *cfg,
                                   mae_error *err);
 /* The model config of an open checkpoint view (io/statedict.h): its metadata, else inferred

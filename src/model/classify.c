@@ -101,6 +101,11 @@ int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B
     return MAE_OK;
 }
 
+void mae_cls_get_features(const mae_model *m, float *feat) {
+    MAE_ASSERT(m->is_cls && m->B > 0 && "mae_cls_get_features without a mae_cls_forward");
+    m->be->download(feat, m->feat, sizeof(float) * (size_t)m->B * m->cfg.embed_dim);
+}
+
 void mae_cls_backward(mae_model *m, float loss_scale) {
     const mae_config *c = &m->cfg;
     const mae_backend *be = m->be;
