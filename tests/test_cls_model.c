@@ -271,8 +271,51 @@ static void run_case(const char *label, int in_chans, mae_cls_config cc, uint64_
     mae_model_free(m);
 }
 
+/* A frozen encoder (linear probe, mae embed) shares one block's activations across its blocks:
+ * its logits and encoder outputs must equal those of the same weights in a trainable classifier
+ * (which keeps every block's activations), and it must use far less activation memory. */
+static void frozen_layout_case(void) {
+    mae_config cfg = small_cfg(3);
+    cfg.depth = 5;
+    mae_cls_config cc = {.num_classes = NC, .global_pool = 0, .head_init_std = 0.3};
+    mae_model *full = make(&cfg, &cc, 99);
+    cc.freeze_encoder = 1;
+    mae_model *lean = make(&cfg, &cc, 5);
+    int nt = mae_num_tensors(full);
+    CHECK(nt == mae_num_tensors(lean), "frozen: tensor tables differ");
+    for (int i = 0; i < nt; i++) { /* the same weights in both */
+        float *x = xmalloc(mae_tensor(full, i)->numel * sizeof(float));
+        mae_tensor_get(full, i, x);
+        mae_tensor_set(lean, i, x);
+        free(x);
+    }
+    const size_t nimg = (size_t)B * 3 * 8 * 8;
+    float *imgs = xmalloc(nimg * sizeof(float));
+    for (size_t i = 0; i < nimg; i++) imgs[i] = (float)rng_normal();
+    float la[B * NC], lb[B * NC];
+    size_t nl = (size_t)B * (1 + 4) * 16;
+    float *ea = xmalloc(nl * sizeof(float)), *eb = xmalloc(nl * sizeof(float));
+    mae_error err = {{0}};
+    int rc = mae_cls_forward(full, imgs, NULL, B, 0, 0, NULL, la, &err) |
+             mae_cls_forward(lean, imgs, NULL, B, 0, 0, NULL, lb, &err) |
+             mae_forward_encoder(full, imgs, B, ea, &err) | mae_forward_encoder(lean, imgs, B, eb, &err);
+    CHECK(rc == MAE_OK, "frozen: forward failed: %s", err.msg);
+    CHECK(memcmp(la, lb, sizeof la) == 0, "frozen: shared-activation logits differ from the full layout's");
+    CHECK(memcmp(ea, eb, nl * sizeof(float)) == 0, "frozen: encoder outputs differ");
+    size_t p, af, al, e1, e2;
+    mae_model_memory(full, &p, &af, &e1, &e2);
+    mae_model_memory(lean, &p, &al, &e1, &e2);
+    CHECK(al * 2 < af, "frozen: %zu activation bytes, not well below the full layout's %zu", al, af);
+    free(imgs);
+    free(ea);
+    free(eb);
+    mae_model_free(full);
+    mae_model_free(lean);
+}
+
 int main(void) {
     mae_set_num_threads(1);
+    frozen_layout_case();
     mae_cls_config cc = {.num_classes = NC, .global_pool = 1, .head_bn = 0, .freeze_encoder = 0,
                          .drop_path = 0.0, .head_init_std = 0.3};
     run_case("gp1", 3, cc, 0);

@@ -32,7 +32,7 @@ void mae_encoder_forward_all(mae_model *m, int B, int final_norm) {
                      D);
     mae_stack_forward(m, &m->enc, B, 1 + L);
     if (final_norm) {
-        float *out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
+        float *out = mae_stack_res(m, &m->enc, m->enc.nl);
         be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, out, m->w.norm_w,
                               m->w.norm_b, B * (1 + L), D, mae_config_ln_eps(&m->cfg));
     }
@@ -78,7 +78,7 @@ int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B
     if (dp) draw_drop_path(m, B, key);
     m->enc.dp = dp ? m->dp_scale : NULL;
     mae_encoder_forward_all(m, B, 0);
-    float *x = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
+    float *x = mae_stack_res(m, &m->enc, m->enc.nl);
     be->pool_tokens(m->pooled, x, B, T, D, mode);
     const float *lw = m->cls.global_pool ? m->w.fc_norm_w : m->w.norm_w;
     const float *lb = m->cls.global_pool ? m->w.fc_norm_b : m->w.norm_b;

@@ -133,8 +133,8 @@ static float *take(bump *b, size_t n) {
 }
 
 static void layout_stack(bump *b, mae_stack *s, int B) {
-    size_t BT = (size_t)B * s->Tmax, nl = s->nl;
-    s->res = take(b, (nl + 1) * BT * s->C);
+    size_t BT = (size_t)B * s->Tmax, nl = s->shared && s->nl > 0 ? 1 : (size_t)s->nl;
+    s->res = take(b, (s->shared && s->nl > 0 ? 2 : nl + 1) * BT * s->C);
     s->ln1 = take(b, nl * BT * s->C);
     s->ln1_mean = take(b, nl * BT);
     s->ln1_rstd = take(b, nl * BT);
@@ -254,6 +254,8 @@ static mae_model *model_create(const mae_config *cfg, const mae_cls_config *cc, 
                          .NH = cfg->decoder_num_heads,
                          .Hm = (int)(cfg->decoder_embed_dim * cfg->mlp_ratio), .Tmax = 1 + m->L};
     if (m->is_cls) m->dec = (mae_stack){.nl = 0, .C = 0, .NH = 1, .Hm = 0, .Tmax = 0};
+    /* a frozen encoder (linear probe, mae embed) never runs backward: one block's activations */
+    m->enc.shared = m->is_cls && m->cls.freeze_encoder;
     m->w.blocks = mae_xcalloc(cfg->depth, sizeof(mae_block_w));
     m->g.blocks = mae_xcalloc(cfg->depth, sizeof(mae_block_w));
     m->w.dec_blocks = mae_xcalloc(cfg->decoder_depth, sizeof(mae_block_w));

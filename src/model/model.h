@@ -18,6 +18,10 @@ typedef struct mae_tensor_entry {
  * backward. Per-layer arrays have a layer stride sized for (max_batch, Tmax). */
 typedef struct mae_stack {
     int nl, C, NH, Hm, Tmax;
+    /* shared: no backward runs through this stack (a frozen encoder), so its blocks share one
+     * block's activations and the residual stream alternates between two slots: the (nl, ...)
+     * buffers below then hold 1 layer and res 2 (mae_stack_res) */
+    int shared;
     mae_block_w *w, *g;
     float *res;                        /* (nl+1, B, T, C) residual stream */
     float *ln1, *ln1_mean, *ln1_rstd;  /* (nl, B, T, C), (nl, B, T) */
@@ -86,6 +90,8 @@ struct mae_model {
 
 /* pass.c */
 void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T);
+/* the residual stream entering block l (l == nl: the stack's output), (B, T, C) */
+float *mae_stack_res(const mae_model *m, const mae_stack *s, int l);
 void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T);
 /* the encoder on the patches m->ids_keep selects (K per image): enc.lnf (B, 1+K, D) */
 void mae_encoder_forward(mae_model *m, int B, int K);

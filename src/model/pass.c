@@ -9,15 +9,21 @@
 
 /* ------------------------------------------------------------------ transformer stack */
 
-/* s->res[0] (B,T,C) holds the input; leaves s->lnf (B,T,C) = final-norm input of the head */
+float *mae_stack_res(const mae_model *m, const mae_stack *s, int l) {
+    size_t sC = (size_t)m->max_batch * s->Tmax * s->C;
+    return LAYER(s->res, s->shared ? l % 2 : l, sC);
+}
+
+/* s->res[0] (B,T,C) holds the input; leaves mae_stack_res(nl) (B,T,C), the final-norm input */
 void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
     const mae_backend *be = m->be;
     int C = s->C, Hm = s->Hm, BT = B * T;
-    size_t sC = (size_t)m->max_batch * s->Tmax * C, sH = (size_t)m->max_batch * s->Tmax * Hm;
-    size_t sN = (size_t)m->max_batch * s->Tmax, sA = sN * s->NH * s->Tmax;
+    size_t one = s->shared ? 0 : 1; /* layer stride: 0 when the blocks share activations */
+    size_t sC = one * m->max_batch * s->Tmax * C, sH = one * m->max_batch * s->Tmax * Hm;
+    size_t sN = one * m->max_batch * s->Tmax, sA = sN * s->NH * s->Tmax;
     for (int l = 0; l < s->nl; l++) {
         const mae_block_w *w = &s->w[l];
-        float *res = LAYER(s->res, l, sC), *out = LAYER(s->res, l + 1, sC);
+        float *res = mae_stack_res(m, s, l), *out = mae_stack_res(m, s, l + 1);
         float *ln1 = LAYER(s->ln1, l, sC), *res2 = LAYER(s->res2, l, sC);
         float *ln2 = LAYER(s->ln2, l, sC), *atty = LAYER(s->atty, l, sC);
         float *qkv = LAYER(s->qkv, l, 3 * sC), *att = LAYER(s->att, l, sA);
@@ -43,6 +49,7 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
 /* on entry s->G (B,T,C) = d loss / d res[nl]; on exit s->G = d loss / d res[0] */
 void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
     const mae_backend *be = m->be;
+    MAE_ASSERT(!s->shared); /* its activations were overwritten block by block */
     int C = s->C, Hm = s->Hm, BT = B * T;
     size_t sC = (size_t)m->max_batch * s->Tmax * C, sH = (size_t)m->max_batch * s->Tmax * Hm;
     size_t sN = (size_t)m->max_batch * s->Tmax, sA = sN * s->NH * s->Tmax;
@@ -141,7 +148,7 @@ void mae_encoder_forward(mae_model *m, int B, int K) {
     be->embed_tokens(m->enc.res, m->embk, m->w.cls_token, m->w.pos_embed, m->ids_keep, B, m->L,
                      K, D);
     mae_stack_forward(m, &m->enc, B, Te);
-    float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
+    float *enc_out = mae_stack_res(m, &m->enc, m->enc.nl);
     be->layernorm_forward(m->enc.lnf, m->enc.lnf_mean, m->enc.lnf_rstd, enc_out, m->w.norm_w,
                           m->w.norm_b, B * Te, D, mae_config_ln_eps(&m->cfg));
 }
@@ -239,7 +246,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     be->matmul_backward(m->dC, m->g.dec_embed_w, m->g.dec_embed_b, ddecx, m->enc.lnf,
                         m->w.dec_embed_w, B * Te, D, Dd, m->prec);
     /* encoder final norm and blocks */
-    float *enc_out = m->enc.res + (size_t)m->enc.nl * m->max_batch * m->enc.Tmax * D;
+    float *enc_out = mae_stack_res(m, &m->enc, m->enc.nl);
     be->zero(m->enc.G, sizeof(float) * B * Te * D);
     be->layernorm_backward(m->enc.G, m->g.norm_w, m->g.norm_b, m->dC, enc_out, m->w.norm_w,
                            m->enc.lnf_mean, m->enc.lnf_rstd, B * Te, D);
