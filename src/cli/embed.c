@@ -23,9 +23,9 @@
 #include "data/loader.h"
 #include "data/source.h"
 #include "io/checkpoint.h"
+#include "io/statedict.h"
 #include "io/fileio.h"
 #include "io/npy.h"
-#include "io/safetensors.h"
 
 #define EMBED_MAX_BYTES (8ull << 30) /* refuse outputs larger than this (8 GiB) */
 #define EMBED_LOG_EVERY_S 30.0       /* progress line period when stderr is not a terminal */
@@ -112,15 +112,15 @@ static void progress(embed_run *r, int final) {
 
 /* Inspects the checkpoint: an encoder must be there; final norm or (global-pool) fc_norm. */
 static int inspect_checkpoint(const embed_opts *o, int pool, int *fc_norm, mae_error *err) {
-    st_file f;
+    mae_sd f; /* any checkpoint format, official names */
     mae_error e2;
-    if (st_open(&f, o->checkpoint, &e2) != MAE_OK)
+    if (mae_sd_open(&f, o->checkpoint, &e2) != MAE_OK)
         return mae_errf(err, "--checkpoint: %s", e2.msg);
     int rc = MAE_OK;
-    int has_enc = st_find(&f, "patch_embed.proj.weight") >= 0 && st_find(&f, "pos_embed") >= 0 &&
-                  st_find(&f, "blocks.0.norm1.weight") >= 0;
-    int has_norm = st_find(&f, "norm.weight") >= 0 && st_find(&f, "norm.bias") >= 0;
-    int has_fc = st_find(&f, "fc_norm.weight") >= 0 && st_find(&f, "fc_norm.bias") >= 0;
+    int has_enc = mae_sd_find(&f, "patch_embed.proj.weight") >= 0 &&
+                  mae_sd_find(&f, "pos_embed") >= 0 && mae_sd_find(&f, "blocks.0.norm1.weight") >= 0;
+    int has_norm = mae_sd_find(&f, "norm.weight") >= 0 && mae_sd_find(&f, "norm.bias") >= 0;
+    int has_fc = mae_sd_find(&f, "fc_norm.weight") >= 0 && mae_sd_find(&f, "fc_norm.bias") >= 0;
     *fc_norm = 0;
     if (!has_enc) {
         rc = mae_errf(err, "--checkpoint %s has no encoder (no patch_embed.proj.weight, pos_embed "
@@ -137,7 +137,7 @@ static int inspect_checkpoint(const embed_opts *o, int pool, int *fc_norm, mae_e
         rc = mae_errf(err, "--checkpoint %s has no final encoder norm (norm.weight / norm.bias) "
                            "and no fc_norm", o->checkpoint);
     }
-    st_close(&f);
+    mae_sd_close(&f);
     return rc;
 }
 

@@ -17,7 +17,7 @@
 #include "io/fileio.h"
 #include "io/npy.h"
 #include "io/png.h"
-#include "io/safetensors.h"
+#include "io/statedict.h"
 #include "io/visualize.h"
 
 #define MAX_CHUNK 8
@@ -88,12 +88,12 @@ static int load_image(const vis_inputs *in, int i, int C, int S, uint8_t *out, m
 
 /* An encoder-only file (mae_pretrain_vit_*, a classifier) cannot reconstruct anything. */
 static int check_decoder(const char *path, mae_error *err) {
-    st_file f;
+    mae_sd f; /* any checkpoint format, official names */
     mae_error e2;
-    if (st_open(&f, path, &e2) != MAE_OK) return mae_errf(err, "--checkpoint %s", e2.msg);
-    int has = st_find(&f, "decoder_embed.weight") >= 0 && st_find(&f, "decoder_pred.weight") >= 0 &&
-              !st_meta(&f, "classifier");
-    st_close(&f);
+    if (mae_sd_open(&f, path, &e2) != MAE_OK) return mae_errf(err, "--checkpoint %s", e2.msg);
+    int has = mae_sd_find(&f, "decoder_embed.weight") >= 0 &&
+              mae_sd_find(&f, "decoder_pred.weight") >= 0 && !f.meta_classifier;
+    mae_sd_close(&f);
     if (!has)
         return mae_errf(err, "--checkpoint %s has no decoder (an encoder-only or classifier "
                              "checkpoint): mae visualize needs a checkpoint with a decoder (the "

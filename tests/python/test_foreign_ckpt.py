@@ -13,7 +13,9 @@ decoder 32/1/2) is written in every foreign format with PyTorch/transformers/tim
   * timm ViT safetensors (encoder only).
 
 `mae reconstruct --noise` on each must equal HF's forward of the same weights (pred, loss: rel
-err <= 1e-4; mask, ids_restore exact). `mae export` must write what the other tools load
+err <= 1e-4; mask, ids_restore exact); `mae embed` on the timm file and the HF folder must equal
+timm's forward_features and HF ViTMAEModel without masking (cls, mean, all: rel err <= 1e-4);
+`mae visualize` must read the HF folder and the .pth. `mae export` must write what the other tools load
 without edits: transformers from_pretrained(folder), timm create_model('local-dir:...'), and a
 re-implementation of the official models_mae.MaskedAutoencoderViT built from timm's Block and
 PatchEmbed with load_state_dict(strict=True); their outputs must match. Bad files (truncated
@@ -298,6 +300,19 @@ def main():
                                      W("x.npy"), "--out", W("o")] + HEADS,
                      r"encoder-only.*_full", "encoder-only .pth used for reconstruction")
 
+    # ---- mae visualize reads the foreign files too (its pictures are checked in test_visualize.py)
+    from PIL import Image
+    Image.fromarray((rng.random((40, 50, 3)) * 255).astype(np.uint8)).save(W("img.png"))
+    for src, extra, tag in ((W("hf4_bin"), [], "HF folder (.bin)"),
+                            (W("mae_pretrain_run_full.pth"), HEADS, "official .pth")):
+        png = W("vis_" + re.sub(r"\W", "_", tag) + ".png")
+        r = mae.run("visualize", ["--checkpoint", src, "--output", png, W("img.png")] + extra)
+        c.ok(r.returncode == 0 and os.path.getsize(png) > 100,
+             f"visualize from {tag} ({r.stderr.strip()[:200]})")
+    mae.expect_error("visualize", ["--checkpoint", W("mae_pretrain_vit_enc.pth"), "--output",
+                                   W("vis_enc.png"), W("img.png")] + HEADS, r"decoder.*_full",
+                     "visualize with an encoder-only .pth")
+
     # ---- exports of the imported HF folder
     r = mae.run("export", ["--checkpoint", W("hf4_bin"), "--format", "hf", "--output", W("ex_hf")])
     if c.ok(r.returncode == 0, f"export --format hf ({r.stderr.strip()[:200]})"):
@@ -364,6 +379,24 @@ def main():
             back = load_file(W("ex_from_timm", "model.safetensors"))
             c.ok(set(back) == set(enc) and all(torch.equal(back[k], enc[k]) for k in enc),
                  "timm ViT weights round-trip exactly")
+        # mae embed on the timm file and on the HF folder: timm's forward_features (eps 1e-6) and
+        # HF ViTMAEModel with no masking (mask_ratio 0, identity noise; eps 1e-12)
+        with torch.no_grad():
+            ff = tv.forward_features(torch.from_numpy(X)).numpy()
+        from transformers import ViTMAEModel
+        hv = ViTMAEModel.from_pretrained(W("hf4_st"), mask_ratio=0.0).eval()
+        with torch.no_grad():
+            hf_all = hv(pixel_values=torch.from_numpy(X),
+                        noise=torch.arange(16, dtype=torch.float32).repeat(N, 1)).last_hidden_state.numpy()
+        for src, ref, tag, extra in ((W("timm_vit.safetensors"), ff, "timm safetensors", HEADS[:2]),
+                                     (W("hf4_st"), hf_all, "HF folder", [])):
+            for pool, want in (("cls", ref[:, 0]), ("mean", ref[:, 1:].mean(1)), ("all", ref)):
+                out = W(f"emb_{pool}.npy")
+                r = mae.run("embed", ["--checkpoint", src, "--input", W("x.npy"), "--output", out,
+                                      "--pool", pool] + extra)
+                if c.ok(r.returncode == 0, f"embed {tag} --pool {pool} ({r.stderr.strip()[:200]})"):
+                    e = rel(np.load(out), want)
+                    c.ok(e <= TOL, f"embed {tag} --pool {pool}: rel err {e:.2e} vs the reference")
 
     # ---- bad files
     raw = open(W("mae_pretrain_run_full.pth"), "rb").read()
