@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "dtype.h"
 #include "fileio.h"
 
 static const struct {
@@ -20,13 +21,6 @@ static size_t descr_size(const char *d) {
     for (int i = 0; i < N_TYPES; i++)
         if (strcmp(k_types[i].descr, d) == 0) return k_types[i].size;
     return 0;
-}
-
-static int host_is_le(void) {
-    const uint16_t one = 1;
-    uint8_t b;
-    memcpy(&b, &one, 1);
-    return b == 1;
 }
 
 static void swap_bytes(void *data, size_t n, size_t esize) {
@@ -209,14 +203,8 @@ int npy_load(const char *path, npy_array *a, mae_error *err) {
     memmove(buf, buf + hstart + hlen, nbytes);
     void *shrunk = realloc(buf, nbytes ? nbytes : 1);
     a->data = shrunk ? shrunk : buf;
-    if (!host_is_le()) swap_bytes(a->data, a->numel, esize);
+    if (!mae_host_is_le()) swap_bytes(a->data, a->numel, esize);
     return MAE_OK;
-}
-
-static float double_to_float(double d) {
-    if (d >= 0x1.ffffffp127) return INFINITY; /* out-of-range conversion is UB in ISO C */
-    if (d <= -0x1.ffffffp127) return -INFINITY;
-    return (float)d;
 }
 
 int npy_load_f32(const char *path, npy_array *a, mae_error *err) {
@@ -230,7 +218,7 @@ int npy_load_f32(const char *path, npy_array *a, mae_error *err) {
     }
     if (strcmp(a->descr, "<f8") == 0) {
         const double *s = a->data;
-        for (size_t i = 0; i < n; i++) dst[i] = double_to_float(s[i]);
+        for (size_t i = 0; i < n; i++) dst[i] = mae_double_to_float(s[i]);
     } else if (strcmp(a->descr, "<i8") == 0) {
         const int64_t *s = a->data;
         for (size_t i = 0; i < n; i++) dst[i] = (float)s[i];
@@ -281,7 +269,7 @@ int npy_save(const char *path, const char *descr, int ndim, const int64_t *shape
     fwrite(pre, 1, sizeof pre, f);
     fwrite(hdr, 1, hlen, f);
     if (nbytes > 0) {
-        if (host_is_le()) {
+        if (mae_host_is_le()) {
             fwrite(data, esize, numel, f);
         } else {
             uint8_t e[8];

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "dtype.h"
 #include "fileio.h"
 #include "pth_pickle.h"
 #include "zip.h"
@@ -319,35 +320,6 @@ const char *pth_arg(const pth_file *f, const char *key) {
 
 /* ------------------------------------------------------------------ reading */
 
-static uint64_t ld_le(const uint8_t *p, int nbytes) {
-    uint64_t v = 0;
-    for (int i = nbytes - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
-
-static float half_to_float(uint32_t h) {
-    uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    float v;
-    if (exp == 0) { /* zero or subnormal: man * 2^-24, exact in float */
-        v = (float)man * 5.9604644775390625e-8f;
-        return sign ? -v : v;
-    }
-    if (exp == 31) /* inf, or a NaN made quiet as torch's (and the hardware's) conversion does */
-        bits = sign | 0x7f800000u | (man << 13) | (man ? 0x00400000u : 0u);
-    else
-        bits = sign | ((exp + 112u) << 23) | (man << 13);
-    memcpy(&v, &bits, 4);
-    return v;
-}
-
-static float double_to_float(double d) {
-    /* at or beyond the rounding midpoint above FLT_MAX: an infinity (the C conversion would be
-     * undefined behaviour); otherwise the cast rounds to nearest, as torch does */
-    if (d >= 0x1.ffffffp127) return INFINITY;
-    if (d <= -0x1.ffffffp127) return -INFINITY;
-    return (float)d;
-}
-
 /* n elements, stride apart (in elements), from p, converted to float. */
 static void convert_run(float *dst, const uint8_t *p, size_t n, size_t stride, int dtype) {
     for (size_t i = 0; i < n; i++) {
@@ -357,19 +329,16 @@ static void convert_run(float *dst, const uint8_t *p, size_t n, size_t stride, i
         uint64_t q;
         switch (dtype) {
         case PTH_F32:
-            b = (uint32_t)ld_le(e, 4);
+            b = (uint32_t)mae_ld_le(e, 4);
             memcpy(&dst[i], &b, 4);
             break;
-        case PTH_F16: dst[i] = half_to_float((uint32_t)ld_le(e, 2)); break;
-        case PTH_BF16:
-            b = (uint32_t)ld_le(e, 2) << 16;
-            memcpy(&dst[i], &b, 4);
-            break;
+        case PTH_F16: dst[i] = mae_half_to_float((uint32_t)mae_ld_le(e, 2)); break;
+        case PTH_BF16: dst[i] = mae_bf16_to_float((uint32_t)mae_ld_le(e, 2)); break;
         default:
             MAE_ASSERT(dtype == PTH_F64);
-            q = ld_le(e, 8);
+            q = mae_ld_le(e, 8);
             memcpy(&d, &q, 8);
-            dst[i] = double_to_float(d);
+            dst[i] = mae_double_to_float(d);
             break;
         }
     }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "dtype.h"
 #include "fileio.h"
 
 /* Known dtypes; rank orders them as Python's safetensors does when writing. */
@@ -32,19 +33,6 @@ static int dtype_index(const char *dtype) {
 size_t st_dtype_size(const char *dtype) {
     int i = dtype ? dtype_index(dtype) : -1;
     return i < 0 ? 0 : k_dtypes[i].size;
-}
-
-static int host_is_le(void) {
-    const uint16_t one = 1;
-    uint8_t b;
-    memcpy(&b, &one, 1);
-    return b == 1;
-}
-
-static uint64_t ld_le(const uint8_t *p, int nbytes) {
-    uint64_t v = 0;
-    for (int i = nbytes - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
 }
 
 static char *xstrdup(const char *s) {
@@ -197,7 +185,7 @@ int st_open(st_file *f, const char *path, mae_error *err) {
         st_close(f);
         return MAE_ERR;
     }
-    uint64_t hlen = ld_le(f->buf, 8);
+    uint64_t hlen = mae_ld_le(f->buf, 8);
     if (hlen > ST_MAX_HEADER || hlen > (uint64_t)(f->size - 8)) {
         mae_errf(err, "%s: header length %" PRIu64 " is %s (file has %zu bytes); not a "
                  "safetensors file or truncated", f->path, hlen,
@@ -267,54 +255,32 @@ static int check_read(const st_file *f, int idx, size_t expected, mae_error *err
     return MAE_OK;
 }
 
-static float half_to_float(uint32_t h) {
-    uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu, bits;
-    float v;
-    if (exp == 0) { /* zero or subnormal: man * 2^-24, exact in float */
-        v = (float)man * 5.9604644775390625e-8f;
-        return sign ? -v : v;
-    }
-    if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-    else bits = sign | ((exp + 112u) << 23) | (man << 13);
-    memcpy(&v, &bits, 4);
-    return v;
-}
-
-static float double_to_float(double d) {
-    /* Values at or beyond the rounding midpoint above FLT_MAX become infinities explicitly
-     * (the conversion itself would be undefined behaviour in ISO C). */
-    if (d >= 0x1.ffffffp127) return INFINITY;
-    if (d <= -0x1.ffffffp127) return -INFINITY;
-    return (float)d;
-}
-
 int st_read_f32(const st_file *f, int idx, float *dst, size_t expected_numel, mae_error *err) {
     if (check_read(f, idx, expected_numel, err) != MAE_OK) return MAE_ERR;
     const st_tensor *t = &f->t[idx];
     const uint8_t *p = f->data + t->begin;
     size_t n = t->numel;
     if (strcmp(t->dtype, "F32") == 0) {
-        if (host_is_le()) {
+        if (mae_host_is_le()) {
             if (n) memcpy(dst, p, n * 4);
         } else {
             for (size_t i = 0; i < n; i++) {
-                uint32_t b = (uint32_t)ld_le(p + 4 * i, 4);
+                uint32_t b = (uint32_t)mae_ld_le(p + 4 * i, 4);
                 memcpy(&dst[i], &b, 4);
             }
         }
     } else if (strcmp(t->dtype, "F16") == 0) {
-        for (size_t i = 0; i < n; i++) dst[i] = half_to_float((uint32_t)ld_le(p + 2 * i, 2));
+        for (size_t i = 0; i < n; i++) dst[i] = mae_half_to_float((uint32_t)mae_ld_le(p + 2 * i, 2));
     } else if (strcmp(t->dtype, "BF16") == 0) {
         for (size_t i = 0; i < n; i++) {
-            uint32_t b = (uint32_t)ld_le(p + 2 * i, 2) << 16;
-            memcpy(&dst[i], &b, 4);
+            dst[i] = mae_bf16_to_float((uint32_t)mae_ld_le(p + 2 * i, 2));
         }
     } else if (strcmp(t->dtype, "F64") == 0) {
         for (size_t i = 0; i < n; i++) {
-            uint64_t b = ld_le(p + 8 * i, 8);
+            uint64_t b = mae_ld_le(p + 8 * i, 8);
             double d;
             memcpy(&d, &b, 8);
-            dst[i] = double_to_float(d);
+            dst[i] = mae_double_to_float(d);
         }
     } else {
         return mae_errf(err, "%s: tensor '%s' has dtype %s, expected a float type (F32, F16, "
@@ -329,13 +295,13 @@ int st_read_i64(const st_file *f, int idx, int64_t *dst, size_t expected_numel, 
     const uint8_t *p = f->data + t->begin;
     size_t n = t->numel;
     if (strcmp(t->dtype, "I64") == 0) {
-        if (host_is_le()) {
+        if (mae_host_is_le()) {
             if (n) memcpy(dst, p, n * 8);
         } else {
-            for (size_t i = 0; i < n; i++) dst[i] = (int64_t)ld_le(p + 8 * i, 8);
+            for (size_t i = 0; i < n; i++) dst[i] = (int64_t)mae_ld_le(p + 8 * i, 8);
         }
     } else if (strcmp(t->dtype, "I32") == 0) {
-        for (size_t i = 0; i < n; i++) dst[i] = (int32_t)(uint32_t)ld_le(p + 4 * i, 4);
+        for (size_t i = 0; i < n; i++) dst[i] = (int32_t)(uint32_t)mae_ld_le(p + 4 * i, 4);
     } else {
         return mae_errf(err, "%s: tensor '%s' has dtype %s, expected I64 or I32", f->path,
                         t->name, t->dtype);
@@ -485,7 +451,7 @@ static char *build_header(const st_writer *w, st_entry **order) {
 /* Writes n elements of size esize as little-endian bytes. */
 static void write_le(FILE *f, const void *data, size_t n, size_t esize) {
     if (n == 0) return;
-    if (host_is_le()) {
+    if (mae_host_is_le()) {
         fwrite(data, esize, n, f);
         return;
     }

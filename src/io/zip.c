@@ -7,6 +7,7 @@
 #include <zlib.h>
 
 #include "common.h"
+#include "dtype.h"
 
 #define SIG_LOCAL 0x04034b50u
 #define SIG_CENTRAL 0x02014b50u
@@ -20,12 +21,6 @@
 #define LOCAL_LEN 30u
 /* deflate cannot expand data by more than about 1032:1 */
 #define MAX_DEFLATE_RATIO 1032u
-
-static uint64_t ld(const uint8_t *p, int nbytes) {
-    uint64_t v = 0;
-    for (int i = nbytes - 1; i >= 0; i--) v = (v << 8) | p[i];
-    return v;
-}
 
 /* 1 if [off, off + len) lies inside [0, size). */
 static int in_range(uint64_t off, uint64_t len, uint64_t size) {
@@ -49,7 +44,7 @@ static int find_eocd(const zip_archive *z, size_t *pos, mae_error *err) {
                         z->size);
     size_t lo = z->size - EOCD_LEN > 65535u ? z->size - EOCD_LEN - 65535u : 0;
     for (size_t p = z->size - EOCD_LEN + 1; p-- > lo;) {
-        if (ld(z->buf + p, 4) == SIG_EOCD && p + EOCD_LEN + ld(z->buf + p + 20, 2) == z->size) {
+        if (mae_ld_le(z->buf + p, 4) == SIG_EOCD && p + EOCD_LEN + mae_ld_le(z->buf + p + 20, 2) == z->size) {
             *pos = p;
             return MAE_OK;
         }
@@ -64,25 +59,25 @@ static int read_eocd(const zip_archive *z, uint64_t *cd_off, uint64_t *cd_size, 
     size_t e = 0;
     if (find_eocd(z, &e, err) != MAE_OK) return MAE_ERR;
     const uint8_t *p = z->buf + e;
-    if (ld(p + 4, 2) != 0 || ld(p + 6, 2) != 0 || ld(p + 8, 2) != ld(p + 10, 2))
+    if (mae_ld_le(p + 4, 2) != 0 || mae_ld_le(p + 6, 2) != 0 || mae_ld_le(p + 8, 2) != mae_ld_le(p + 10, 2))
         return mae_errf(err, "%s: multi-disk zip archives are not supported", z->path);
-    *count = ld(p + 10, 2);
-    *cd_size = ld(p + 12, 4);
-    *cd_off = ld(p + 16, 4);
+    *count = mae_ld_le(p + 10, 2);
+    *cd_size = mae_ld_le(p + 12, 4);
+    *cd_off = mae_ld_le(p + 16, 4);
     *cd_end_limit = e;
-    if (e >= LOC64_LEN && ld(z->buf + e - LOC64_LEN, 4) == SIG_LOC64) {
+    if (e >= LOC64_LEN && mae_ld_le(z->buf + e - LOC64_LEN, 4) == SIG_LOC64) {
         const uint8_t *l = z->buf + e - LOC64_LEN;
-        uint64_t off64 = ld(l + 8, 8);
-        if (!in_range(off64, EOCD64_LEN, e - LOC64_LEN) || ld(z->buf + off64, 4) != SIG_EOCD64)
+        uint64_t off64 = mae_ld_le(l + 8, 8);
+        if (!in_range(off64, EOCD64_LEN, e - LOC64_LEN) || mae_ld_le(z->buf + off64, 4) != SIG_EOCD64)
             return mae_errf(err, "%s: ZIP64 end-of-central-directory locator points to offset "
                             "%" PRIu64 ", where there is no ZIP64 record (corrupt or truncated)",
                             z->path, off64);
         const uint8_t *r = z->buf + off64;
-        if (ld(r + 16, 4) != 0 || ld(r + 20, 4) != 0 || ld(r + 24, 8) != ld(r + 32, 8))
+        if (mae_ld_le(r + 16, 4) != 0 || mae_ld_le(r + 20, 4) != 0 || mae_ld_le(r + 24, 8) != mae_ld_le(r + 32, 8))
             return mae_errf(err, "%s: multi-disk zip archives are not supported", z->path);
-        *count = ld(r + 32, 8);
-        *cd_size = ld(r + 40, 8);
-        *cd_off = ld(r + 48, 8);
+        *count = mae_ld_le(r + 32, 8);
+        *cd_size = mae_ld_le(r + 40, 8);
+        *cd_off = mae_ld_le(r + 48, 8);
         *cd_end_limit = off64;
     }
     if (!in_range(*cd_off, *cd_size, *cd_end_limit))
@@ -102,7 +97,7 @@ static int zip64_extra(const zip_archive *z, const char *name, const uint8_t *x,
     uint64_t *want[3] = {usize, csize, lho};
     size_t i = 0;
     while (i + 4 <= xlen) {
-        size_t id = (size_t)ld(x + i, 2), len = (size_t)ld(x + i + 2, 2);
+        size_t id = (size_t)mae_ld_le(x + i, 2), len = (size_t)mae_ld_le(x + i + 2, 2);
         if (len > xlen - i - 4) break;
         if (id == 1) {
             size_t k = 0;
@@ -111,7 +106,7 @@ static int zip64_extra(const zip_archive *z, const char *name, const uint8_t *x,
                 if (k + 8 > len)
                     return mae_errf(err, "%s: zip entry '%.200s' has a short ZIP64 extra field",
                                     z->path, name);
-                *want[f] = ld(x + i + 4 + k, 8);
+                *want[f] = mae_ld_le(x + i + 4 + k, 8);
                 k += 8;
             }
             return MAE_OK;
@@ -128,11 +123,11 @@ static int zip64_extra(const zip_archive *z, const char *name, const uint8_t *x,
 /* One central-directory record at *pos (advanced past it) and its local header. */
 static int read_entry(zip_archive *z, uint64_t *pos, uint64_t cd_end, zip_entry *ze,
                       mae_error *err) {
-    if (!in_range(*pos, CENTRAL_LEN, cd_end) || ld(z->buf + *pos, 4) != SIG_CENTRAL)
+    if (!in_range(*pos, CENTRAL_LEN, cd_end) || mae_ld_le(z->buf + *pos, 4) != SIG_CENTRAL)
         return mae_errf(err, "%s: corrupt zip central directory (bad record at offset %" PRIu64
                         ")", z->path, *pos);
     const uint8_t *c = z->buf + *pos;
-    size_t nlen = (size_t)ld(c + 28, 2), xlen = (size_t)ld(c + 30, 2), clen = (size_t)ld(c + 32, 2);
+    size_t nlen = (size_t)mae_ld_le(c + 28, 2), xlen = (size_t)mae_ld_le(c + 30, 2), clen = (size_t)mae_ld_le(c + 32, 2);
     if (!in_range(*pos + CENTRAL_LEN, (uint64_t)nlen + xlen + clen, cd_end))
         return mae_errf(err, "%s: corrupt zip central directory (record at offset %" PRIu64
                         " overruns it)", z->path, *pos);
@@ -142,13 +137,13 @@ static int read_entry(zip_archive *z, uint64_t *pos, uint64_t cd_end, zip_entry 
     ze->name = mae_xmalloc(nlen + 1);
     memcpy(ze->name, nm, nlen);
     ze->name[nlen] = '\0';
-    unsigned flags = (unsigned)ld(c + 8, 2);
-    ze->method = (int)ld(c + 10, 2);
-    ze->crc = (uint32_t)ld(c + 16, 4);
-    ze->csize = ld(c + 20, 4);
-    ze->usize = ld(c + 24, 4);
-    uint64_t lho = ld(c + 42, 4);
-    if (ld(c + 34, 2) != 0 && ld(c + 34, 2) != 0xFFFFu)
+    unsigned flags = (unsigned)mae_ld_le(c + 8, 2);
+    ze->method = (int)mae_ld_le(c + 10, 2);
+    ze->crc = (uint32_t)mae_ld_le(c + 16, 4);
+    ze->csize = mae_ld_le(c + 20, 4);
+    ze->usize = mae_ld_le(c + 24, 4);
+    uint64_t lho = mae_ld_le(c + 42, 4);
+    if (mae_ld_le(c + 34, 2) != 0 && mae_ld_le(c + 34, 2) != 0xFFFFu)
         return mae_errf(err, "%s: multi-disk zip archives are not supported", z->path);
     if (zip64_extra(z, ze->name, nm + nlen, xlen, &ze->usize, &ze->csize, &lho, err) != MAE_OK)
         return MAE_ERR;
@@ -156,11 +151,11 @@ static int read_entry(zip_archive *z, uint64_t *pos, uint64_t cd_end, zip_entry 
         return mae_errf(err, "%s: zip entry '%.200s' is encrypted", z->path, ze->name);
     *pos += CENTRAL_LEN + nlen + xlen + clen;
 
-    if (!in_range(lho, LOCAL_LEN, z->size) || ld(z->buf + lho, 4) != SIG_LOCAL)
+    if (!in_range(lho, LOCAL_LEN, z->size) || mae_ld_le(z->buf + lho, 4) != SIG_LOCAL)
         return mae_errf(err, "%s: zip entry '%.200s': no local header at offset %" PRIu64
                         " (truncated or corrupt)", z->path, ze->name, lho);
     const uint8_t *l = z->buf + lho;
-    size_t lnlen = (size_t)ld(l + 26, 2), lxlen = (size_t)ld(l + 28, 2);
+    size_t lnlen = (size_t)mae_ld_le(l + 26, 2), lxlen = (size_t)mae_ld_le(l + 28, 2);
     if (!in_range(lho + LOCAL_LEN, (uint64_t)lnlen + lxlen, z->size) || lnlen != nlen ||
         memcmp(l + LOCAL_LEN, nm, nlen) != 0)
         return mae_errf(err, "%s: zip entry '%.200s': local header does not match the central "
