@@ -25,13 +25,11 @@ the forbidden pickle must not run. Exit status 1 on any failure.
 """
 import argparse
 import collections
-import io
 import json
 import os
 import pickle
 import re
 import shutil
-import subprocess
 import sys
 import zipfile
 
@@ -40,6 +38,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mae_parity as mp  # noqa: E402
+from clitest import Checks, crashed, run  # noqa: E402
 
 TOL = 1e-4
 CFG = dict(img_size=16, patch_size=4, in_chans=3, embed_dim=48, depth=2, num_heads=3,
@@ -47,24 +46,6 @@ CFG = dict(img_size=16, patch_size=4, in_chans=3, embed_dim=48, depth=2, num_hea
            mask_ratio=0.75, norm_pix_loss=0)
 N = 5
 HEADS = ["--num_heads", "3", "--decoder_num_heads", "2"]
-
-
-class Checks:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def ok(self, cond, what):
-        print(("ok   " if cond else "FAIL ") + what)
-        if cond:
-            self.passed += 1
-        else:
-            self.failed += 1
-        return cond
-
-
-def crashed(r):
-    return r.returncode >= 128 or r.returncode < 0 or re.search(
-        r"Segmentation|Sanitizer|runtime error:|Assertion|Aborted", r.stderr) is not None
 
 
 def rel(a, b):
@@ -111,9 +92,7 @@ class Mae:
         self.exe, self.work, self.c = exe, work, checks
 
     def run(self, cmd, args):
-        r = subprocess.run([self.exe, cmd] + [str(a) for a in args], capture_output=True,
-                           text=True, timeout=600)
-        return r
+        return run(self.exe, cmd, args, timeout=600)[0]
 
     def recon(self, ckpt, X, noise, tag, extra=()):
         d = os.path.join(self.work, "out_" + tag)
@@ -232,7 +211,7 @@ def main():
     mae = Mae(a.mae, a.workdir, c)
     W = lambda *p: os.path.join(a.workdir, *p)  # noqa: E731
     try:
-        import timm  # noqa: F401
+        import timm
         have_timm = True
     except ImportError:
         have_timm = False
@@ -339,7 +318,6 @@ def main():
         c.ok(e <= TOL and abs(float(loss) - ref6["loss"]) <= TOL * ref6["loss"],
              f"official model on the export reproduces HF (pred rel err {e:.2e})")
     if have_timm:
-        import timm
         for src, tag in ((W("mae_pretrain_vit_enc.pth"), "encoder-only .pth"),
                          (W("hf4_st"), "HF folder (pretraining)")):
             d = W("ex_timm_" + re.sub(r"\W", "_", tag))

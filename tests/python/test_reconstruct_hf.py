@@ -23,7 +23,6 @@ Exit status 1 on any failure.
 import argparse
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -31,8 +30,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mae_parity as mp  # noqa: E402
+from clitest import Checks, crashed, run  # noqa: E402
 
 TOL = 1e-4
+
+
+def run_mae(mae, args):
+    return run(mae, "reconstruct", args)
 
 CONFIGS = {
     # 3 channels, L = 16, P = 48; widths 48 / 32 have no default head count
@@ -45,33 +49,6 @@ CONFIGS = {
                decoder_embed_dim=40, decoder_depth=2, decoder_num_heads=5, mlp_ratio=2.0,
                mask_ratio=0.75, norm_pix_loss=0, N=5),
 }
-
-
-class Checks:
-    def __init__(self):
-        self.failed = 0
-        self.passed = 0
-
-    def ok(self, cond, what):
-        if cond:
-            self.passed += 1
-            print(f"ok   {what}")
-        else:
-            self.failed += 1
-            print(f"FAIL {what}")
-        return cond
-
-
-def run_mae(mae, args):
-    cmd = [mae, "reconstruct"] + [str(a) for a in args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    return r, " ".join(cmd)
-
-
-def crashed(r):
-    sig = re.search(r"Segmentation|internal error|Sanitizer|runtime error:|Assertion|Aborted",
-                    r.stderr)
-    return r.returncode >= 128 or r.returncode < 0 or sig is not None
 
 
 def hf_outputs(cfg, weights, X, noise):

@@ -28,7 +28,6 @@ arguments. Exit status 1 on any failure.
 import argparse
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -37,6 +36,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mae_parity as mp  # noqa: E402
+from clitest import Checks, crashed, run  # noqa: E402
 
 MEAN3 = np.array([0.485, 0.456, 0.406])
 STD3 = np.array([0.229, 0.224, 0.225])
@@ -58,30 +58,8 @@ CONFIGS = {
 }
 
 
-class Checks:
-    def __init__(self):
-        self.failed = 0
-        self.passed = 0
-
-    def ok(self, cond, what):
-        if cond:
-            self.passed += 1
-            print(f"ok   {what}")
-        else:
-            self.failed += 1
-            print(f"FAIL {what}")
-        return cond
-
-
-def crashed(r):
-    sig = re.search(r"Segmentation|internal error|Sanitizer|runtime error:|Assertion|Aborted",
-                    r.stderr)
-    return r.returncode >= 128 or r.returncode < 0 or sig is not None
-
-
 def run_mae(mae, args):
-    cmd = [mae, "visualize"] + [str(a) for a in args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600), " ".join(cmd)
+    return run(mae, "visualize", args, timeout=600)
 
 
 def make_photos(d):
