@@ -44,6 +44,7 @@ TOL = 1e-4
 def run_mae(mae, args):
     return run(mae, "embed", args)
 
+
 CONFIGS = {
     # 3 channels 32x32 patch 4: L = 64; width 64 (no default head count), 4 heads
     "c3": dict(img_size=32, patch_size=4, in_chans=3, embed_dim=64, depth=2, num_heads=4,

@@ -38,6 +38,7 @@ TOL = 1e-4
 def run_mae(mae, args):
     return run(mae, "reconstruct", args)
 
+
 CONFIGS = {
     # 3 channels, L = 16, P = 48; widths 48 / 32 have no default head count
     "c3": dict(img_size=16, patch_size=4, in_chans=3, embed_dim=48, depth=2, num_heads=3,
