@@ -111,16 +111,13 @@ static void progress(embed_run *r, int final) {
 }
 
 /* Inspects the checkpoint: an encoder must be there; final norm or (global-pool) fc_norm. */
-static int inspect_checkpoint(const embed_opts *o, int pool, int *fc_norm, mae_error *err) {
-    mae_sd f; /* any checkpoint format, official names */
-    mae_error e2;
-    if (mae_sd_open(&f, o->checkpoint, &e2) != MAE_OK)
-        return mae_errf(err, "--checkpoint: %s", e2.msg);
+static int inspect_checkpoint(const embed_opts *o, const mae_sd *f, int pool, int *fc_norm,
+                              mae_error *err) {
     int rc = MAE_OK;
-    int has_enc = mae_sd_find(&f, "patch_embed.proj.weight") >= 0 &&
-                  mae_sd_find(&f, "pos_embed") >= 0 && mae_sd_find(&f, "blocks.0.norm1.weight") >= 0;
-    int has_norm = mae_sd_find(&f, "norm.weight") >= 0 && mae_sd_find(&f, "norm.bias") >= 0;
-    int has_fc = mae_sd_find(&f, "fc_norm.weight") >= 0 && mae_sd_find(&f, "fc_norm.bias") >= 0;
+    int has_enc = mae_sd_find(f, "patch_embed.proj.weight") >= 0 &&
+                  mae_sd_find(f, "pos_embed") >= 0 && mae_sd_find(f, "blocks.0.norm1.weight") >= 0;
+    int has_norm = mae_sd_find(f, "norm.weight") >= 0 && mae_sd_find(f, "norm.bias") >= 0;
+    int has_fc = mae_sd_find(f, "fc_norm.weight") >= 0 && mae_sd_find(f, "fc_norm.bias") >= 0;
     *fc_norm = 0;
     if (!has_enc) {
         rc = mae_errf(err, "--checkpoint %s has no encoder (no patch_embed.proj.weight, pos_embed "
@@ -137,7 +134,6 @@ static int inspect_checkpoint(const embed_opts *o, int pool, int *fc_norm, mae_e
         rc = mae_errf(err, "--checkpoint %s has no final encoder norm (norm.weight / norm.bias) "
                            "and no fc_norm", o->checkpoint);
     }
-    mae_sd_close(&f);
     return rc;
 }
 
@@ -180,17 +176,18 @@ static void fix_bad_file_msg(mae_error *err) {
     snprintf(err->msg + n, sizeof err->msg - n, " (--skip_bad leaves bad files out)");
 }
 
-static int run(const embed_opts *o, const arg_spec *s, int ns, mae_error *err) {
+/* sd: the checkpoint, open; closed as soon as the weights are loaded */
+static int run_sd(const embed_opts *o, const arg_spec *s, int ns, mae_sd *sd, mae_error *err) {
     int pool = -1;
     for (int i = 0; i < 3; i++)
         if (!strcmp(o->pool, pool_names[i])) pool = i;
     if (pool < 0)
         return mae_errf(err, "--pool must be cls, mean or all, got '%s'", o->pool);
     embed_run r = {.o = o, .pool = pool};
-    if (inspect_checkpoint(o, pool, &r.fc_norm, err) != MAE_OK) return MAE_ERR;
+    if (inspect_checkpoint(o, sd, pool, &r.fc_norm, err) != MAE_OK) return MAE_ERR;
     mae_config cfg;
     mae_error e2;
-    if (mae_checkpoint_encoder_config(o->checkpoint, o->num_heads, &cfg, &e2) != MAE_OK)
+    if (mae_sd_config(sd, o->num_heads, 0, &cfg, 1, &e2) != MAE_OK)
         return mae_errf(err, "--checkpoint: %s", e2.msg);
     if (args_find(s, ns, "input_size")->seen) {
         cfg.img_size = o->input_size;
@@ -276,7 +273,8 @@ static int run(const embed_opts *o, const arg_spec *s, int ns, mae_error *err) {
         r.m = mae_classifier_create(&cfg, &cc, B, "cpu", err);
         if (!r.m) rc = MAE_ERR;
     }
-    if (rc == MAE_OK) rc = mae_classifier_load_encoder(r.m, o->checkpoint, err);
+    if (rc == MAE_OK) rc = mae_classifier_load_encoder_sd(r.m, sd, err);
+    mae_sd_close(sd); /* the weights are in the model: free the file's copy */
 
     /* every buffer of the loop, once */
     int64_t *kept = NULL;
@@ -393,6 +391,16 @@ static int run(const embed_opts *o, const arg_spec *s, int ns, mae_error *err) {
     free(r.feat);
     free(kept);
     free(keep);
+    return rc;
+}
+
+static int run(const embed_opts *o, const arg_spec *s, int ns, mae_error *err) {
+    mae_sd sd; /* the checkpoint in any format, read once */
+    mae_error e2;
+    if (mae_sd_open(&sd, o->checkpoint, &e2) != MAE_OK)
+        return mae_errf(err, "--checkpoint: %s", e2.msg);
+    int rc = run_sd(o, s, ns, &sd, err);
+    mae_sd_close(&sd);
     return rc;
 }
 

@@ -7,7 +7,9 @@
 
 #include "cli.h"
 #include "common.h"
+#include "io/checkpoint.h"
 #include "io/npy.h"
+#include "io/statedict.h"
 
 #define MAX_CHUNK 64
 
@@ -42,10 +44,10 @@ static int check_inputs(const mae_config *c, const npy_array *x, const npy_array
     return MAE_OK;
 }
 
-static int run(const recon_opts *o, const arg_spec *s, int ns, mae_error *err) {
+/* sd: the checkpoint, open; closed as soon as the weights are loaded */
+static int run_sd(const recon_opts *o, const arg_spec *s, int ns, mae_sd *sd, mae_error *err) {
     mae_config cfg;
-    if (mae_checkpoint_config(o->checkpoint, o->num_heads, o->decoder_num_heads, &cfg, err))
-        return MAE_ERR;
+    if (mae_sd_config(sd, o->num_heads, o->decoder_num_heads, &cfg, 0, err)) return MAE_ERR;
     if (args_find(s, ns, "mask_ratio")->seen) cfg.mask_ratio = o->mask_ratio;
     if (o->norm_pix_loss) cfg.norm_pix_loss = 1;
     mae_error e2;
@@ -61,7 +63,8 @@ static int run(const recon_opts *o, const arg_spec *s, int ns, mae_error *err) {
     int P = mae_config_patch_dim(&cfg), chunk = N < MAX_CHUNK ? N : MAX_CHUNK;
     if (rc == MAE_OK && cli_mkdirs(o->out, err) != MAE_OK) rc = MAE_ERR;
     if (rc == MAE_OK && !(m = mae_model_create(&cfg, chunk, "cpu", err))) rc = MAE_ERR;
-    if (rc == MAE_OK) rc = mae_model_load(m, o->checkpoint, err);
+    if (rc == MAE_OK) rc = mae_model_load_sd(m, sd, err);
+    mae_sd_close(sd); /* the weights are in the model: free the file's copy */
     if (rc == MAE_OK) {
         pred = mae_xmalloc(sizeof(float) * (size_t)N * L * P);
         mask = mae_xmalloc(sizeof(float) * (size_t)N * L);
@@ -114,6 +117,14 @@ static int run(const recon_opts *o, const arg_spec *s, int ns, mae_error *err) {
     npy_free(&x);
     npy_free(&nz);
     mae_model_free(m);
+    return rc;
+}
+
+static int run(const recon_opts *o, const arg_spec *s, int ns, mae_error *err) {
+    mae_sd sd; /* the checkpoint in any format, read once */
+    if (mae_sd_open(&sd, o->checkpoint, err) != MAE_OK) return MAE_ERR;
+    int rc = run_sd(o, s, ns, &sd, err);
+    mae_sd_close(&sd);
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #include "data/image.h"
 #include "data/source.h"
 #include "data/transform.h"
+#include "io/checkpoint.h"
 #include "io/fileio.h"
 #include "io/npy.h"
 #include "io/png.h"
@@ -87,13 +88,9 @@ static int load_image(const vis_inputs *in, int i, int C, int S, uint8_t *out, m
 }
 
 /* An encoder-only file (mae_pretrain_vit_*, a classifier) cannot reconstruct anything. */
-static int check_decoder(const char *path, mae_error *err) {
-    mae_sd f; /* any checkpoint format, official names */
-    mae_error e2;
-    if (mae_sd_open(&f, path, &e2) != MAE_OK) return mae_errf(err, "--checkpoint %s", e2.msg);
-    int has = mae_sd_find(&f, "decoder_embed.weight") >= 0 &&
-              mae_sd_find(&f, "decoder_pred.weight") >= 0 && !f.meta_classifier;
-    mae_sd_close(&f);
+static int check_decoder(const mae_sd *f, const char *path, mae_error *err) {
+    int has = mae_sd_find(f, "decoder_embed.weight") >= 0 &&
+              mae_sd_find(f, "decoder_pred.weight") >= 0 && !f->meta_classifier;
     if (!has)
         return mae_errf(err, "--checkpoint %s has no decoder (an encoder-only or classifier "
                              "checkpoint): mae visualize needs a checkpoint with a decoder (the "
@@ -114,11 +111,13 @@ static int parent_dirs(const char *path, mae_error *err) {
     return MAE_OK;
 }
 
-static int run(const vis_opts *o, const arg_spec *s, int ns, vis_inputs *in, mae_error *err) {
+/* sd: the checkpoint, open; closed as soon as the weights are loaded */
+static int run_sd(const vis_opts *o, const arg_spec *s, int ns, vis_inputs *in, mae_sd *sd,
+                  mae_error *err) {
     mae_config cfg;
     mae_error e2;
-    if (check_decoder(o->checkpoint, err) != MAE_OK) return MAE_ERR;
-    if (mae_checkpoint_config(o->checkpoint, o->num_heads, o->decoder_num_heads, &cfg, &e2))
+    if (check_decoder(sd, o->checkpoint, err) != MAE_OK) return MAE_ERR;
+    if (mae_sd_config(sd, o->num_heads, o->decoder_num_heads, &cfg, 0, &e2))
         return mae_errf(err, "--checkpoint %s", e2.msg);
     if (args_find(s, ns, "mask_ratio")->seen) cfg.mask_ratio = o->mask_ratio;
     if (o->norm_pix_loss) cfg.norm_pix_loss = 1;
@@ -197,8 +196,9 @@ static int run(const vis_opts *o, const arg_spec *s, int ns, vis_inputs *in, mae
     mae_model *m = NULL;
     if (rc == MAE_OK && !(m = mae_model_create(&cfg, chunk, "cpu", &e2)))
         rc = mae_errf(err, "--checkpoint %s: %s", o->checkpoint, e2.msg);
-    if (rc == MAE_OK && mae_model_load(m, o->checkpoint, &e2) != MAE_OK)
+    if (rc == MAE_OK && mae_model_load_sd(m, sd, &e2) != MAE_OK)
         rc = mae_errf(err, "--checkpoint %s", e2.msg);
+    mae_sd_close(sd); /* the weights are in the model: free the file's copy */
 
     uint8_t *rgb = NULL;
     float *x = NULL, *pred = NULL, *mask = NULL;
@@ -276,6 +276,16 @@ static void split_args(const arg_spec *s, int ns, int argc, char **argv, char **
         const arg_spec *sp = args_find(s, ns, name);
         if (!eq && sp && sp->type != ARG_FLAG && i + 1 < argc) flags[(*nflags)++] = argv[++i];
     }
+}
+
+static int run(const vis_opts *o, const arg_spec *s, int ns, vis_inputs *in, mae_error *err) {
+    mae_sd sd; /* the checkpoint in any format, read once */
+    mae_error e2;
+    if (mae_sd_open(&sd, o->checkpoint, &e2) != MAE_OK)
+        return mae_errf(err, "--checkpoint %s", e2.msg);
+    int rc = run_sd(o, s, ns, in, &sd, err);
+    mae_sd_close(&sd);
+    return rc;
 }
 
 int cmd_visualize(int argc, char **argv) {

@@ -98,7 +98,7 @@ static int read_checked(const mae_sd *sd, int j, const mae_tensor_entry *e, floa
     return MAE_OK;
 }
 
-static int model_load_sd(mae_model *m, const mae_sd *sd, mae_error *err) {
+int mae_model_load_sd(mae_model *m, const mae_sd *sd, mae_error *err) {
     const char *path = sd->path;
     int has_dec = mae_sd_find(sd, "decoder_embed.weight") >= 0;
     int has_head = mae_sd_find(sd, "head.weight") >= 0 || mae_sd_find(sd, "head.1.weight") >= 0;
@@ -146,7 +146,7 @@ static int model_load_sd(mae_model *m, const mae_sd *sd, mae_error *err) {
 int mae_model_load(mae_model *m, const char *path, mae_error *err) {
     mae_sd sd;
     if (mae_sd_open(&sd, path, err) != MAE_OK) return MAE_ERR;
-    int rc = model_load_sd(m, &sd, err);
+    int rc = mae_model_load_sd(m, &sd, err);
     mae_sd_close(&sd);
     return rc;
 }
@@ -384,8 +384,9 @@ static int load_one(mae_model *m, const mae_sd *sd, const char *name_out, const 
     return rc;
 }
 
-static int classifier_load_sd(mae_model *m, const mae_sd *sd, mae_error *err) {
+int mae_classifier_load_encoder_sd(mae_model *m, const mae_sd *sd, mae_error *err) {
     const char *path = sd->path;
+    if (!m->is_cls) return mae_errf(err, "mae_classifier_load_encoder needs a classifier");
     if (mae_sd_find(sd, "patch_embed.proj.weight") < 0 || mae_sd_find(sd, "blocks.0.norm1.weight") < 0)
         return mae_errf(err, "%s has no encoder (%s: no patch_embed.proj.weight / blocks.0.*): not "
                              "a checkpoint of mae pretrain or of a ViT classifier", path, sd->origin);
@@ -428,7 +429,7 @@ int mae_classifier_load_encoder(mae_model *m, const char *path, mae_error *err) 
     if (!m->is_cls) return mae_errf(err, "mae_classifier_load_encoder needs a classifier");
     mae_sd sd;
     if (mae_sd_open(&sd, path, err) != MAE_OK) return MAE_ERR;
-    int rc = classifier_load_sd(m, &sd, err);
+    int rc = mae_classifier_load_encoder_sd(m, &sd, err);
     mae_sd_close(&sd);
     return rc;
 }

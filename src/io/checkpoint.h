@@ -21,6 +21,11 @@ int mae_checkpoint_encoder_config(const char *path, int num_heads, mae_config *c
 struct mae_sd;
 int mae_sd_config(const struct mae_sd *sd, int num_heads, int decoder_num_heads,
                   mae_config *cfg, int encoder_only, mae_error *err);
+/* mae_model_load and mae_classifier_load_encoder on an open view: a command opens its
+ * checkpoint once for its config, its checks and its weights */
+int mae_model_load_sd(mae_model *m, const struct mae_sd *sd, mae_error *err);
+int mae_classifier_load_encoder_sd(mae_model *m, const struct mae_sd *sd, mae_error *err);
+
 /* The classifier settings from the tensors (head.weight or head.1.weight, fc_norm.*) */
 int mae_sd_classifier(const struct mae_sd *sd, mae_cls_config *cc, mae_error *err);
 
