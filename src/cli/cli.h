@@ -37,6 +37,11 @@ const char *cli_data_root(const char *data_path);
  * --data_path, or say how to install Fashion-MNIST when no --data_path was given. */
 struct mae_source;
 struct mae_source *cli_open_source(const char *data_path, int train, mae_error *err);
+/* Masking noise (N, L) for N images: from --noise path (a .npy of that shape, finite values), or
+ * when path is NULL derived from seed with image i as sample i (mae_make_noise). Errors name
+ * --noise and the file. */
+int cli_masking_noise(float *noise, int N, int L, const char *path, uint64_t seed,
+                      mae_error *err);
 /* forward matmul FLOPs of one image (training step ~ 3x) */
 double cli_forward_flops(const mae_config *c, int len_keep);
 /* forward matmul FLOPs of one image through the encoder on all 1+L tokens (mae_forward_encoder):

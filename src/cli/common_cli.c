@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -8,6 +9,7 @@
 #include "common.h"
 #include "data/dataset.h"
 #include "data/source.h"
+#include "io/npy.h"
 
 void cli_model_specs(arg_spec *s, cli_model_flags *f) {
     arg_spec t[CLI_MODEL_NFLAGS] = {
@@ -113,4 +115,33 @@ mae_source *cli_open_source(const char *data_path, int train, mae_error *err) {
     mae_source *src = mae_source_open(path, train, &e2);
     if (!src) mae_errf(err, "--data_path: %s", e2.msg);
     return src;
+}
+
+int cli_masking_noise(float *noise, int N, int L, const char *path, uint64_t seed,
+                      mae_error *err) {
+    if (!path) { /* image i is sample i */
+        uint64_t *sid = mae_xmalloc(sizeof(uint64_t) * (size_t)(N > 0 ? N : 1));
+        for (int i = 0; i < N; i++) sid[i] = (uint64_t)i;
+        mae_make_noise(noise, N, L, seed, sid);
+        free(sid);
+        return MAE_OK;
+    }
+    npy_array nz = {0};
+    mae_error e2;
+    int rc = MAE_OK;
+    if (npy_load_f32(path, &nz, &e2) != MAE_OK) {
+        rc = mae_errf(err, "--noise %s", e2.msg);
+    } else if (nz.ndim != 2 || nz.shape[0] != N || nz.shape[1] != L) {
+        char got[256];
+        mae_shape_str(got, sizeof got, nz.ndim, nz.shape, "()");
+        rc = mae_errf(err, "--noise %s: expected shape (%d, %d), got %s (images, patches)", path,
+                      N, L, got);
+    } else {
+        for (size_t k = 0; rc == MAE_OK && k < nz.numel; k++)
+            if (!isfinite(((const float *)nz.data)[k]))
+                rc = mae_errf(err, "--noise %s: contains NaN or Inf", path);
+        if (rc == MAE_OK) memcpy(noise, nz.data, sizeof(float) * (size_t)N * L);
+    }
+    npy_free(&nz);
+    return rc;
 }

@@ -20,9 +20,8 @@ typedef struct recon_opts {
     uint64_t seed;
 } recon_opts;
 
-static int check_inputs(const mae_config *c, const npy_array *x, const npy_array *nz,
-                        const recon_opts *o, mae_error *err) {
-    int L = mae_config_num_patches(c);
+static int check_input(const mae_config *c, const npy_array *x, const recon_opts *o,
+                       mae_error *err) {
     char got[256];
     mae_shape_str(got, sizeof got, x->ndim, x->shape, "()");
     if (x->ndim != 4 || x->shape[1] != c->in_chans || x->shape[2] != c->img_size ||
@@ -32,15 +31,6 @@ static int check_inputs(const mae_config *c, const npy_array *x, const npy_array
     for (size_t i = 0; i < x->numel; i++)
         if (!isfinite(((const float *)x->data)[i]))
             return mae_errf(err, "--input %s: contains NaN or Inf", o->input);
-    if (nz) {
-        mae_shape_str(got, sizeof got, nz->ndim, nz->shape, "()");
-        if (nz->ndim != 2 || nz->shape[0] != x->shape[0] || nz->shape[1] != L)
-            return mae_errf(err, "--noise %s: expected shape (%lld, %d), got %s", o->noise,
-                            (long long)x->shape[0], L, got);
-        for (size_t i = 0; i < nz->numel; i++)
-            if (!isfinite(((const float *)nz->data)[i]))
-                return mae_errf(err, "--noise %s: contains NaN or Inf", o->noise);
-    }
     return MAE_OK;
 }
 
@@ -52,15 +42,18 @@ static int run_sd(const recon_opts *o, const arg_spec *s, int ns, mae_sd *sd, ma
     if (o->norm_pix_loss) cfg.norm_pix_loss = 1;
     mae_error e2;
     if (mae_config_validate(&cfg, &e2) != MAE_OK) return mae_errf(err, "%s", e2.msg);
-    npy_array x = {0}, nz = {0};
+    npy_array x = {0};
     mae_model *m = NULL;
     float *pred = NULL, *mask = NULL, *noise = NULL;
     int64_t *ids = NULL;
     int rc = npy_load_f32(o->input, &x, err);
-    if (rc == MAE_OK && o->noise) rc = npy_load_f32(o->noise, &nz, err);
-    if (rc == MAE_OK) rc = check_inputs(&cfg, &x, o->noise ? &nz : NULL, o, err);
+    if (rc == MAE_OK) rc = check_input(&cfg, &x, o, err);
     int N = rc == MAE_OK ? (int)x.shape[0] : 0, L = mae_config_num_patches(&cfg);
     int P = mae_config_patch_dim(&cfg), chunk = N < MAX_CHUNK ? N : MAX_CHUNK;
+    if (rc == MAE_OK) {
+        noise = mae_xmalloc(sizeof(float) * (size_t)N * L);
+        rc = cli_masking_noise(noise, N, L, o->noise, o->seed, err);
+    }
     if (rc == MAE_OK && cli_mkdirs(o->out, err) != MAE_OK) rc = MAE_ERR;
     if (rc == MAE_OK && !(m = mae_model_create(&cfg, chunk, "cpu", err))) rc = MAE_ERR;
     if (rc == MAE_OK) rc = mae_model_load_sd(m, sd, err);
@@ -69,15 +62,6 @@ static int run_sd(const recon_opts *o, const arg_spec *s, int ns, mae_sd *sd, ma
         pred = mae_xmalloc(sizeof(float) * (size_t)N * L * P);
         mask = mae_xmalloc(sizeof(float) * (size_t)N * L);
         ids = mae_xmalloc(sizeof(int64_t) * (size_t)N * L);
-        noise = mae_xmalloc(sizeof(float) * (size_t)N * L);
-        if (o->noise) {
-            memcpy(noise, nz.data, sizeof(float) * (size_t)N * L);
-        } else {
-            uint64_t *sid = mae_xmalloc(sizeof(uint64_t) * N);
-            for (int i = 0; i < N; i++) sid[i] = (uint64_t)i;
-            mae_make_noise(noise, N, L, o->seed, sid);
-            free(sid);
-        }
     }
     /* every sample removes the same number of patches, so the batch loss is the mean of the
      * chunk losses weighted by their sizes */
@@ -115,7 +99,6 @@ static int run_sd(const recon_opts *o, const arg_spec *s, int ns, mae_sd *sd, ma
     free(ids);
     free(noise);
     npy_free(&x);
-    npy_free(&nz);
     mae_model_free(m);
     return rc;
 }

@@ -167,29 +167,7 @@ static int run_sd(const vis_opts *o, const arg_spec *s, int ns, vis_inputs *in, 
     float *noise = NULL;
     if (rc == MAE_OK) {
         noise = mae_xmalloc(sizeof(float) * (size_t)N * L);
-        if (o->noise) {
-            npy_array nz = {0};
-            char got[256];
-            rc = npy_load_f32(o->noise, &nz, &e2);
-            if (rc != MAE_OK) {
-                rc = mae_errf(err, "--noise %s", e2.msg);
-            } else if (nz.ndim != 2 || nz.shape[0] != N || nz.shape[1] != L) {
-                mae_shape_str(got, sizeof got, nz.ndim, nz.shape, "()");
-                rc = mae_errf(err, "--noise %s: expected shape (%d, %d) (images, patches), got %s",
-                              o->noise, N, L, got);
-            } else {
-                for (size_t k = 0; rc == MAE_OK && k < nz.numel; k++)
-                    if (!isfinite(((const float *)nz.data)[k]))
-                        rc = mae_errf(err, "--noise %s: contains NaN or Inf", o->noise);
-                if (rc == MAE_OK) memcpy(noise, nz.data, sizeof(float) * (size_t)N * L);
-            }
-            npy_free(&nz);
-        } else {
-            uint64_t *sid = mae_xmalloc(sizeof(uint64_t) * (size_t)N);
-            for (int i = 0; i < N; i++) sid[i] = (uint64_t)i;
-            mae_make_noise(noise, N, L, o->seed, sid);
-            free(sid);
-        }
+        rc = cli_masking_noise(noise, N, L, o->noise, o->seed, err);
     }
 
     int chunk = N < MAX_CHUNK ? N : MAX_CHUNK;
