@@ -45,6 +45,15 @@ typedef struct mae_backend {
     void (*upload)(void *dst, const void *src_host, size_t bytes);
     void (*download)(void *dst_host, const void *src, size_t bytes);
     void (*zero)(void *p, size_t bytes);
+    /* page-locked host memory that upload/download can move asynchronously (CPU: plain
+     * aligned memory); NULL on failure */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
+    /* wait until every queued op has finished (timing; a no-op on the CPU) */
+    void (*sync)(void);
+    /* high-water mark of the device bytes this backend holds (alloc plus its own scratch and
+     * library workspaces); 0 where it is not tracked (CPU: the process RSS tells) */
+    size_t (*mem_peak)(void);
 
     /* ---- dense layers. prec: MAE_PREC_FP32, or MAE_PREC_BF16 (operands rounded to bf16,
      * products accumulated in fp32) when has_precision says so. */
@@ -88,12 +97,14 @@ typedef struct mae_backend {
      * qkv (B,T,3C) holds q | k | v, each (NH, hd) head-major within C, as official qkv.
      * out (B,T,C), att (B,NH,T,T) softmax probabilities kept for backward. */
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C,
-                              int NH);
+                              int NH, int prec);
     /* dqkv (B,T,3C) is OVERWRITTEN, not accumulated (the scratch gradient of the qkv output,
      * whose one consumer is this op: writing saves zeroing 3x the residual width);
-     * datt (B,NH,T,T) is scratch (contents overwritten). */
+     * datt (B,NH,T,T) is scratch (contents overwritten).
+     * prec: as the dense layers (the CPU computes attention in fp32 either way; a GPU runs the
+     * Q K^T and P V products in bf16 with fp32 accumulation). */
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
-                               const float *att, int B, int T, int C, int NH);
+                               const float *att, int B, int T, int C, int NH, int prec);
 
     /* ---- MAE-specific data movement */
     /* cols (B,K,C*p*p) <- imgs (B,C,H,W): patch ids[b*K+k] (or k if ids NULL, K == L) in the
@@ -164,7 +175,15 @@ typedef struct mae_backend {
 
 /* Backends compiled in. */
 const mae_backend *mae_backend_cpu(void);
-/* Look a backend up by name ("cpu"); NULL if unknown or not compiled in. */
+#ifdef MAE_HAVE_CUDA
+/* the CUDA backend (src/cuda), or NULL with why (size n) filled when this machine has no
+ * usable CUDA device */
+const mae_backend *mae_backend_cuda(char *why, size_t n);
+#endif
+/* Look a backend up by name ("cpu", "cuda"); NULL if unknown, not compiled in, or (cuda) no
+ * device: then why (size n, may be NULL) says which of these it is, naming the device. */
+const mae_backend *mae_backend_find(const char *name, char *why, size_t n);
+/* mae_backend_find without the reason */
 const mae_backend *mae_backend_get(const char *name);
 
 #endif

@@ -708,7 +708,7 @@ static void test_attention(const mae_backend *be, int B, int T, int C, int NH, s
     double *ro = tc_d(&tc, nout), *ra = tc_d(&tc, natt);
     ref_attention_forward(ro, ra, tc_dcopy(&tc, qkv, nqkv), B, T, C, NH);
     float *d_o = tc_out(&tc, NULL, nout), *d_a = tc_out(&tc, NULL, natt);
-    be->attention_forward(d_o, d_a, tc_in(&tc, qkv, nqkv), B, T, C, NH);
+    be->attention_forward(d_o, d_a, tc_in(&tc, qkv, nqkv), B, T, C, NH, MAE_PREC_FP32);
     float *o = tc_get(&tc, d_o, nout);
     float *a = tc_get(&tc, d_a, natt);
     tc_check(&tc, "out", rel_fd(o, ro, nout), TOL_FWD);
@@ -736,7 +736,8 @@ static void test_attention(const mae_backend *be, int B, int T, int C, int NH, s
     float *d_dqkv = tc_out(&tc, make_g0(&tc, g, nqkv), nqkv);
     float *d_datt = tc_out(&tc, NULL, natt);
     be->attention_backward(d_dqkv, d_datt, tc_in(&tc, dout, nout), tc_in(&tc, qkv, nqkv),
-                           tc_in(&tc, tc_fcopy(&tc, ra, natt), natt), B, T, C, NH);
+                           tc_in(&tc, tc_fcopy(&tc, ra, natt), natt), B, T, C, NH,
+                           MAE_PREC_FP32);
     float *got = tc_get(&tc, d_dqkv, nqkv);
     /* per-part analytic checks, then finite differences over the whole qkv */
     static const char *names[3] = {"dq", "dk", "dv"};

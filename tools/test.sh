@@ -24,10 +24,10 @@ run_suite() { # name build-dir cmake-args ctest-args
 run_suite release build "-DCMAKE_BUILD_TYPE=Release" ""
 # Sanitizer build: every test except those labelled slow (long Python/real-data runs).
 MAE_SANITIZED=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  run_suite sanitize build-san "-DCMAKE_BUILD_TYPE=Debug -DMAE_SANITIZE=ON" "-LE slow"
+  run_suite sanitize build-san "-DCMAKE_BUILD_TYPE=Debug -DMAE_SANITIZE=ON -DMAE_CUDA=OFF" "-LE slow"
 # Portable kernels (no AVX-512, no bf16): the C unit tests of the ops, the GEMM, the model,
 # the classifier and the augmentations.
-run_suite generic build-generic "-DCMAKE_BUILD_TYPE=Release -DCMAKE_C_FLAGS=-DMAE_CPU_GENERIC" \
+run_suite generic build-generic "-DCMAKE_BUILD_TYPE=Release -DMAE_CUDA=OFF -DCMAKE_C_FLAGS=-DMAE_CPU_GENERIC" \
   "-R ^(test_ops|test_gemm|test_model|test_cls_ops|test_cls_model|test_augment)$"
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

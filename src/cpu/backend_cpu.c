@@ -1,5 +1,6 @@
 /* backend_cpu.c - the CPU ops table, its memory functions and scratch buffers. */
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,8 @@ static void *cpu_alloc(size_t bytes) {
     return aligned_alloc(CPU_ALIGN, n ? n : CPU_ALIGN);
 }
 static void cpu_free(void *p) { free(p); }
+static void cpu_sync(void) {}
+static size_t cpu_mem_peak(void) { return 0; }
 static void cpu_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) memcpy(dst, src, bytes);
 }
@@ -69,6 +72,10 @@ static const mae_backend g_cpu = {
     .upload = cpu_copy,
     .download = cpu_copy,
     .zero = cpu_zero,
+    .host_alloc = cpu_alloc,
+    .host_free = cpu_free,
+    .sync = cpu_sync,
+    .mem_peak = cpu_mem_peak,
     .has_precision = cpu_has_precision,
     .matmul_forward = cpu_matmul_forward,
     .matmul_backward = cpu_matmul_backward,
@@ -102,7 +109,27 @@ static const mae_backend g_cpu = {
 
 const mae_backend *mae_backend_cpu(void) { return &g_cpu; }
 
-const mae_backend *mae_backend_get(const char *name) {
+const mae_backend *mae_backend_find(const char *name, char *why, size_t n) {
+    char dummy[256];
+    if (!why) why = dummy, n = sizeof dummy;
+    if (n) why[0] = 0;
     if (!name || strcmp(name, "cpu") == 0) return &g_cpu;
+    if (strcmp(name, "cuda") == 0) {
+#ifdef MAE_HAVE_CUDA
+        return mae_backend_cuda(why, n);
+#else
+        snprintf(why, n, "this build of mae has no CUDA backend (nvcc was not found when it "
+                         "was configured; install the CUDA toolkit and re-run cmake, or "
+                         "-DMAE_CUDA=ON)");
+        return NULL;
+#endif
+    }
+#ifdef MAE_HAVE_CUDA
+    snprintf(why, n, "unknown device '%s' (this build has: cpu, cuda)", name);
+#else
+    snprintf(why, n, "unknown device '%s' (this build has: cpu)", name);
+#endif
     return NULL;
 }
+
+const mae_backend *mae_backend_get(const char *name) { return mae_backend_find(name, NULL, 0); }

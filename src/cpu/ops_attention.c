@@ -151,7 +151,8 @@ static void softmax_row(float *restrict p, const float *restrict x, int T, float
 
 /* out (B,T,C), att (B,NH,T,T) <- qkv (B,T,3C) */
 void cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                           int NH) {
+                           int NH, int prec) {
+    (void)prec; /* fp32 either way */
     int hd = C / NH, hdp = pad16(hd), Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hd);
     size_t C3 = 3 * (size_t)C;
@@ -212,8 +213,9 @@ static void store_rows(float *dst, size_t ld, const float *src, int T, int hd, i
 /* dqkv (B,T,3C) overwritten (each (b, h) task writes its q, k and v columns); datt (B,NH,T,T)
  * scratch (unused) */
 void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH) {
+                            const float *att, int B, int T, int C, int NH, int prec) {
     (void)datt;
+    (void)prec;
     int hd = C / NH, hdp = pad16(hd), Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hd);
     size_t C3 = 3 * (size_t)C;

@@ -216,10 +216,10 @@ static mae_model *model_create(const mae_config *cfg, const mae_cls_config *cc, 
         mae_errf(err, "batch_size must be in [1, 1048576], got %d", max_batch);
         return NULL;
     }
-    const mae_backend *be = mae_backend_get(device);
+    char why[256];
+    const mae_backend *be = mae_backend_find(device, why, sizeof why);
     if (!be) {
-        mae_errf(err, "--device: unknown or unavailable device '%s' (this build has: cpu)",
-                 device ? device : "(null)");
+        mae_errf(err, "--device %s: %s", device ? device : "(null)", why);
         return NULL;
     }
     { /* reject sizes whose products could overflow size_t before laying anything out */

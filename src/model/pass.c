@@ -32,7 +32,7 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
         be->layernorm_forward(ln1, LAYER(s->ln1_mean, l, sN), LAYER(s->ln1_rstd, l, sN), res,
                               w->ln1_w, w->ln1_b, BT, C, mae_config_ln_eps(&m->cfg));
         be->matmul_forward(qkv, ln1, w->qkv_w, w->qkv_b, BT, C, 3 * C, m->prec);
-        be->attention_forward(atty, att, qkv, B, T, C, s->NH);
+        be->attention_forward(atty, att, qkv, B, T, C, s->NH, m->prec);
         be->matmul_forward(res2, atty, w->proj_w, w->proj_b, BT, C, C, m->prec);
         if (s->dp) be->scale_rows(res2, res2, s->dp + (size_t)(2 * l) * B, B, (size_t)T * C);
         be->add_inplace(res2, res, (size_t)BT * C);
@@ -83,7 +83,7 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
         }
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->proj_w, g->proj_b, Ga, atty, w->proj_w, BT, C, C, m->prec);
-        be->attention_backward(dA, m->datt, dC, qkv, att, B, T, C, s->NH);
+        be->attention_backward(dA, m->datt, dC, qkv, att, B, T, C, s->NH, m->prec);
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->qkv_w, g->qkv_b, dA, ln1, w->qkv_w, BT, C, 3 * C, m->prec);
         be->layernorm_backward(G, g->ln1_w, g->ln1_b, dC, res, w->ln1_w,
