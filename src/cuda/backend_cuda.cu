@@ -197,6 +197,8 @@ extern "C" const mae_backend *mae_backend_cuda(char *why, size_t n) {
                 } else {
                     CUBLAS_CHECK(cublasSetWorkspace(g_cublas, ws, CU_CUBLAS_WS));
                     CUBLAS_CHECK(cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
+                    const char *mode = getenv("MAE_CUDA_BF16");
+                    g_bf16_convert = mode && strcmp(mode, "convert") == 0;
                     state = 1;
                 }
             }

@@ -45,6 +45,8 @@ enum {
     CU_SCR_ATT_DQKV,    /* attention backward: dq, dk, dv */
     CU_SCR_REDUCE,      /* loss / sumsq partials (double) */
     CU_SCR_SEGS,        /* optimizer segments */
+    CU_SCR_BF_A,        /* bf16 copies of GEMM operands (MAE_CUDA_BF16=convert) */
+    CU_SCR_BF_B,
     CU_SCR_SLOTS
 };
 void *cu_scratch(int slot, size_t bytes);
@@ -76,6 +78,15 @@ __device__ __forceinline__ float gelu_grad_f(float x) {
     float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
     return cdf + x * 0.39894228040143268f * expf(-0.5f * x * x);
 }
+
+/* How a bf16 GEMM gets its operands: 0 = cuBLAS rounds the fp32 operands itself
+ * (CUBLAS_COMPUTE_32F_FAST_16BF), 1 = we convert them to bf16 copies first and multiply
+ * bf16 x bf16 -> fp32. Environment MAE_CUDA_BF16=fast|convert; the default is fast. */
+extern int g_bf16_convert;
+/* a bf16 GEMM (or batched GEMM when count > 1, strides in elements), fp32 C */
+void cu_gemm_bf16(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                  const float *A, int lda, long long sa, const float *B, int ldb, long long sb,
+                  float beta, float *C, int ldc, long long sc, int count);
 
 /* dst (N) += column sums of a (M, N) rows, in a fixed order (deterministic) */
 void cu_colsum_acc(float *dst, const float *a, int M, int N);

@@ -4,18 +4,18 @@
  * is one warp per row. prec as the dense layers. */
 #include "cuda_common.cuh"
 
-static cublasComputeType_t att_compute(int prec) {
-    return prec == MAE_PREC_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
-}
-
 /* batched C_i (m,n col-major) = alpha op(A_i) op(B_i) + beta C_i over `count` heads */
 static void bgemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                   const float *A, int lda, long long sa, const float *B, int ldb, long long sb,
                   float *C, int ldc, long long sc, int count, int prec) {
     const float beta = 0.0f;
+    if (prec == MAE_PREC_BF16) {
+        cu_gemm_bf16(ta, tb, m, n, k, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, count);
+        return;
+    }
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(g_cublas, ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda,
                                             sa, B, CUDA_R_32F, ldb, sb, &beta, C, CUDA_R_32F, ldc,
-                                            sc, count, att_compute(prec), CUBLAS_GEMM_DEFAULT));
+                                            sc, count, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 /* q, k, v (B,NH,T,hd) <- qkv (B,T,3C) */

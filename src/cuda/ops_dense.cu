@@ -9,8 +9,45 @@
 
 int cu_has_precision(int prec) { return prec == MAE_PREC_FP32 || prec == MAE_PREC_BF16; }
 
-static cublasComputeType_t compute_type(int prec) {
-    return prec == MAE_PREC_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF : CUBLAS_COMPUTE_32F;
+
+#include <cuda_bf16.h>
+
+int g_bf16_convert = 0;
+
+__global__ void k_to_bf16(__nv_bfloat16 *out, const float *in, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = __float2bfloat16_rn(in[i]);
+}
+
+static const __nv_bfloat16 *to_bf16(int slot, const float *x, size_t n) {
+    __nv_bfloat16 *d = (__nv_bfloat16 *)cu_scratch(slot, n * sizeof(__nv_bfloat16));
+    k_to_bf16<<<cu_blocks(n, 256), 256>>>(d, x, n);
+    CU_LAUNCHED();
+    return d;
+}
+
+void cu_gemm_bf16(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
+                  const float *A, int lda, long long sa, const float *B, int ldb, long long sb,
+                  float beta, float *C, int ldc, long long sc, int count) {
+    if (!g_bf16_convert) {
+        CUBLAS_CHECK(cublasGemmStridedBatchedEx(
+            g_cublas, ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, sa, B, CUDA_R_32F, ldb, sb,
+            &beta, C, CUDA_R_32F, ldc, sc, count, CUBLAS_COMPUTE_32F_FAST_16BF,
+            CUBLAS_GEMM_DEFAULT));
+        return;
+    }
+    /* elements each operand spans (the batches are packed at their strides) */
+    size_t na = (size_t)lda * (ta == CUBLAS_OP_N ? k : m), nb = (size_t)ldb * (tb == CUBLAS_OP_N ? n : k);
+    if (count > 1) {
+        na = (size_t)sa * (count - 1) + na;
+        nb = (size_t)sb * (count - 1) + nb;
+    }
+    const __nv_bfloat16 *a16 = to_bf16(CU_SCR_BF_A, A, na), *b16 = to_bf16(CU_SCR_BF_B, B, nb);
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(g_cublas, ta, tb, m, n, k, &alpha, a16, CUDA_R_16BF,
+                                            lda, sa, b16, CUDA_R_16BF, ldb, sb, &beta, C,
+                                            CUDA_R_32F, ldc, sc, count, CUBLAS_COMPUTE_32F,
+                                            CUBLAS_GEMM_DEFAULT));
 }
 
 /* C (m,n col-major, ldc) = alpha op(A) op(B) + beta C, all fp32 in memory */
@@ -18,8 +55,12 @@ static void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc,
                  int prec) {
     const float alpha = 1.0f;
+    if (prec == MAE_PREC_BF16) {
+        cu_gemm_bf16(ta, tb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+        return;
+    }
     CUBLAS_CHECK(cublasGemmEx(g_cublas, ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, B,
-                              CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc, compute_type(prec),
+                              CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
                               CUBLAS_GEMM_DEFAULT));
 }
 

@@ -68,7 +68,7 @@ int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B
     if (!imgs) return mae_errf(err, "mae_cls_forward: imgs must not be NULL");
     if (m->cls.head_bn && train && B < 2)
         return mae_errf(err, "BatchNorm in training mode needs a batch of at least 2, got %d", B);
-    double t0 = mae_clock();
+    double t0 = mae_phase_clock(m);
     int L = m->L, D = c->embed_dim, T = 1 + L, NC = m->NC;
     int mode = m->cls.global_pool ? MAE_POOL_MEAN : MAE_POOL_CLS;
     m->B = B;
@@ -88,7 +88,7 @@ int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B
         be->batchnorm_forward(m->bnout, m->w.bn_mean, m->w.bn_var, m->feat, B, D, train,
                               BN_MOMENTUM, BN_EPS);
     be->matmul_forward(m->logits, head_input(m), m->w.head_w, m->w.head_b, B, D, NC, m->prec);
-    m->phase_s[MAE_PHASE_ENCODER] += mae_clock() - t0;
+    m->phase_s[MAE_PHASE_ENCODER] += mae_phase_clock(m) - t0;
     m->loss = 0.0f;
     m->cls_has_targets = targets != NULL;
     if (targets) {
@@ -97,7 +97,7 @@ int mae_cls_forward(mae_model *m, const float *imgs, const float *targets, int B
     }
     if (loss) *loss = m->loss;
     if (logits) be->download(logits, m->logits, sizeof(float) * B * NC);
-    m->phase_s[MAE_PHASE_LOSS] += mae_clock() - t0;
+    m->phase_s[MAE_PHASE_LOSS] += mae_phase_clock(m) - t0;
     return MAE_OK;
 }
 
@@ -114,7 +114,7 @@ void mae_cls_backward(mae_model *m, float loss_scale) {
     int B = m->B, L = m->L, D = c->embed_dim, T = 1 + L, NC = m->NC;
     int Cpp = c->in_chans * c->patch_size * c->patch_size;
     int mode = m->cls.global_pool ? MAE_POOL_MEAN : MAE_POOL_CLS;
-    double t0 = mae_clock();
+    double t0 = mae_phase_clock(m);
     be->softmax_xent(m->dlogits, m->logits, m->ctarget, B, NC, loss_scale);
     int frozen = m->cls.freeze_encoder;
     if (!frozen) be->zero(m->dfeat, sizeof(float) * B * D);
@@ -139,5 +139,5 @@ void mae_cls_backward(mae_model *m, float loss_scale) {
         be->matmul_backward(NULL, m->g.patch_w, m->g.patch_b, dembk, m->colsk, m->w.patch_w,
                             B * L, Cpp, D, m->prec);
     }
-    m->phase_s[MAE_PHASE_BACKWARD] += mae_clock() - t0;
+    m->phase_s[MAE_PHASE_BACKWARD] += mae_phase_clock(m) - t0;
 }

@@ -19,7 +19,7 @@ int mae_forward_encoder(mae_model *m, const float *imgs, int B, float *latent, m
                              "created with mask_ratio %g, so its encoder holds only %d of them; "
                              "create the model with mask_ratio 0",
                         L, c->mask_ratio, m->Kmax);
-    double t0 = mae_clock();
+    double t0 = mae_phase_clock(m);
     /* ids_keep (B, L) = 0..L-1 for every image: all patches, in image order */
     for (int b = 0; b < B; b++)
         for (int l = 0; l < L; l++) m->h_keep[(size_t)b * L + l] = l;
@@ -32,6 +32,6 @@ int mae_forward_encoder(mae_model *m, const float *imgs, int B, float *latent, m
     /* the activations of the last mae_forward are overwritten: no outputs, no mae_backward */
     m->B = 0;
     m->K = 0;
-    m->phase_s[MAE_PHASE_ENCODER] += mae_clock() - t0;
+    m->phase_s[MAE_PHASE_ENCODER] += mae_phase_clock(m) - t0;
     return MAE_OK;
 }

@@ -239,6 +239,7 @@ static mae_model *model_create(const mae_config *cfg, const mae_cls_config *cc, 
     m->cfg = *cfg;
     m->be = be;
     m->max_batch = max_batch;
+    m->sync_phases = getenv("MAE_SYNC_PHASES") != NULL;
     m->L = mae_config_num_patches(cfg);
     m->P = mae_config_patch_dim(cfg);
     if (cc) {

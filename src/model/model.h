@@ -86,7 +86,16 @@ struct mae_model {
     /* last forward */
     int B, K;
     float loss;
+    /* MAE_SYNC_PHASES set: wait for the device at each phase boundary, so that the phase
+     * times (mae_phase_seconds) of an asynchronous backend are the phases' own */
+    int sync_phases;
 };
+
+/* the clock for phase times: after the device's queue has drained when sync_phases */
+static inline double mae_phase_clock(const mae_model *m) {
+    if (m->sync_phases) m->be->sync();
+    return mae_clock();
+}
 
 /* pass.c */
 void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T);

@@ -186,7 +186,7 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
         mae_make_noise(m->h_noise, B, L, 0, NULL);
         noise = m->h_noise;
     }
-    double t0 = mae_clock(), t1, t2;
+    double t0 = mae_phase_clock(m), t1, t2;
     m->B = B;
     m->K = K;
     int D = c->embed_dim, Dd = c->decoder_embed_dim, Te = 1 + K, Td = 1 + L;
@@ -195,7 +195,7 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
 
     mae_encoder_forward(m, B, K);
 
-    t1 = mae_clock();
+    t1 = mae_phase_clock(m);
     m->phase_s[MAE_PHASE_ENCODER] += t1 - t0;
 
     /* decoder on all tokens */
@@ -210,12 +210,12 @@ int mae_forward(mae_model *m, const float *imgs, const float *noise, int B, doub
     be->matmul_forward(m->pred, m->dec.lnf, m->w.pred_w, m->w.pred_b, B * Td, Dd, P,
                        m->prec);
 
-    t2 = mae_clock();
+    t2 = mae_phase_clock(m);
     m->phase_s[MAE_PHASE_DECODER] += t2 - t1;
     be->patchify(m->target, m->imgs, B, c->in_chans, c->img_size, c->img_size, c->patch_size);
     m->loss = be->mae_loss(NULL, m->pred, m->target, m->mask, B, L, P, c->norm_pix_loss, 0.0f);
     if (loss) *loss = m->loss;
-    m->phase_s[MAE_PHASE_LOSS] += mae_clock() - t2;
+    m->phase_s[MAE_PHASE_LOSS] += mae_phase_clock(m) - t2;
     return MAE_OK;
 }
 
@@ -225,7 +225,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     int B = m->B, K = m->K, L = m->L, P = m->P, D = c->embed_dim, Dd = c->decoder_embed_dim;
     int Te = 1 + K, Td = 1 + L, Cpp = c->in_chans * c->patch_size * c->patch_size;
     MAE_ASSERT(B > 0 && "mae_backward without a forward");
-    double t0 = mae_clock();
+    double t0 = mae_phase_clock(m);
 
     be->zero(m->dpred, sizeof(float) * B * Td * P);
     be->mae_loss(m->dpred, m->pred, m->target, m->mask, B, L, P, c->norm_pix_loss, loss_scale);
@@ -257,7 +257,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     be->embed_tokens_backward(dembk, m->g.cls_token, m->enc.G, B, K, D);
     be->matmul_backward(NULL, m->g.patch_w, m->g.patch_b, dembk, m->colsk, m->w.patch_w, B * K,
                         Cpp, D, m->prec);
-    m->phase_s[MAE_PHASE_BACKWARD] += mae_clock() - t0;
+    m->phase_s[MAE_PHASE_BACKWARD] += mae_phase_clock(m) - t0;
 }
 
 /* ------------------------------------------------------------------ outputs */

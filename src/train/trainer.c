@@ -166,9 +166,9 @@ static int trainer_step(mae_trainer *t, const float *imgs, const float *noise,
         mae_backward(t->m, 1.0f / accum);
     t->micro++;
     if (t->micro % accum == 0) {
-        double t0 = mae_clock();
+        double t0 = mae_phase_clock(t->m);
         adamw_step(t); /* also zeroes the gradients */
-        t->m->phase_s[MAE_PHASE_OPTIMIZER] += mae_clock() - t0;
+        t->m->phase_s[MAE_PHASE_OPTIMIZER] += mae_phase_clock(t->m) - t0;
     }
     return MAE_OK;
 }
