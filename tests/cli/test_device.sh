@@ -7,7 +7,8 @@
 #   --device cuda on a machine where `mae devices` does not say "cuda: available" fails the same
 #     way with the reason `mae devices` gives: "no CUDA backend" (a build without CUDA) or "no
 #     usable CUDA device" (a CUDA build on a machine without a GPU), checked against the build's
-#     --help; where cuda is available those cases print SKIP;
+#     --help (another reason, e.g. a CUDA build whose backend declines the GPU, must reach the
+#     commands word for word); where cuda is available those cases print SKIP;
 #   `mae devices` prints a cpu line and a cuda line and exits 0.
 #
 # usage: test_device.sh <mae binary> <python with numpy>
@@ -151,8 +152,10 @@ else
     *) WANT=""; BUILD_WANT="" ;;
     esac
     if [[ -z "$WANT" ]]; then
-        fail "devices: cuda is neither available nor 'no CUDA backend' / 'no usable CUDA device': $WHY"
-        WANT="$WHY"
+        # a CUDA build on a GPU machine whose backend still declines (src/cuda while it is being
+        # written): the commands must give that reason, word for word (checked below)
+        echo "note: cuda is not available for another reason: $WHY"
+        WANT="$(printf '%s' "$WHY" | sed 's/[][\.*^$()+?{}|]/\\&/g')"
     elif [[ "$BUILD_DEVS" == *"$BUILD_WANT" ]]; then
         ok "devices says '$WANT', --help says '$BUILD_DEVS'"
     else
