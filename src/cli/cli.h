@@ -14,6 +14,19 @@ int cmd_linprobe(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
+
+/* --device's help text: the devices this build has */
+#ifdef MAE_HAVE_CUDA
+#define CLI_DEVICE_HELP "device: cpu or cuda (this build: cpu, cuda)"
+#else
+#define CLI_DEVICE_HELP "device: cpu or cuda (this build: cpu)"
+#endif
+/* --device NAME (NULL = cpu): MAE_OK when this build and this machine can run on it, else
+ * MAE_ERR with "--device NAME: why" (an unknown name, a build without CUDA, a machine without a
+ * usable CUDA device; mae_backend_find's reason). Commands call it with their other flag checks,
+ * before they read data or write anything. */
+int cli_check_device(const char *dev, mae_error *err);
 
 /* Model-architecture flags shared by commands (--model plus per-field overrides). */
 typedef struct cli_model_flags {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "common.h"
 #include "data/dataset.h"
@@ -55,6 +56,13 @@ int cli_model_config(const arg_spec *s, const cli_model_flags *f, mae_config *cf
     if (mae_config_validate(cfg, &e2) != MAE_OK)
         return mae_errf(err, "model %s: %s", f->model, e2.msg);
     return MAE_OK;
+}
+
+int cli_check_device(const char *dev, mae_error *err) {
+    char why[256];
+    if (!dev) dev = "cpu";
+    if (mae_backend_find(dev, why, sizeof why)) return MAE_OK;
+    return mae_errf(err, "--device %s: %s", dev, why);
 }
 
 int cli_mkdirs(const char *path, mae_error *err) {

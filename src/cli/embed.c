@@ -34,7 +34,7 @@ enum { POOL_CLS, POOL_MEAN, POOL_ALL };
 static const char *const pool_names[] = {"cls", "mean", "all"};
 
 typedef struct embed_opts {
-    const char *checkpoint, *data_path, *list, *input, *output, *paths_out, *pool;
+    const char *checkpoint, *data_path, *list, *input, *output, *paths_out, *pool, *device;
     int batch_size, input_size, num_workers, num_heads, threads, skip_bad;
     double crop_pct;
 } embed_opts;
@@ -270,7 +270,7 @@ static int run_sd(const embed_opts *o, const arg_spec *s, int ns, mae_sd *sd, ma
     /* the model: a classifier (no decoder) holding the encoder and its final norm (or fc_norm) */
     if (rc == MAE_OK) {
         mae_cls_config cc = {.num_classes = 1, .global_pool = r.fc_norm, .freeze_encoder = 1};
-        r.m = mae_classifier_create(&cfg, &cc, B, "cpu", err);
+        r.m = mae_classifier_create(&cfg, &cc, B, o->device, err);
         if (!r.m) rc = MAE_ERR;
     }
     if (rc == MAE_OK) rc = mae_classifier_load_encoder_sd(r.m, sd, err);
@@ -405,7 +405,7 @@ static int run(const embed_opts *o, const arg_spec *s, int ns, mae_error *err) {
 }
 
 int cmd_embed(int argc, char **argv) {
-    embed_opts o = {.pool = "cls", .batch_size = 64, .crop_pct = 0.875, .num_workers = 4};
+    embed_opts o = {.pool = "cls", .device = "cpu", .batch_size = 64, .crop_pct = 0.875, .num_workers = 4};
     arg_spec s[] = {
         {"checkpoint", ARG_STR, &o.checkpoint,
          "safetensors checkpoint with an encoder: mae pretrain (with or without decoder), or a "
@@ -439,6 +439,7 @@ int cmd_embed(int argc, char **argv) {
         {"skip_bad", ARG_FLAG, &o.skip_bad,
          "leave unreadable / corrupt images out (warned, counted, absent from both outputs) "
          "instead of failing on the first one", 0},
+        {"device", ARG_STR, &o.device, CLI_DEVICE_HELP, 0},
         {"threads", ARG_INT, &o.threads, "compute threads (0 = all cores)", 0},
     };
     int ns = (int)(sizeof s / sizeof s[0]);
@@ -473,6 +474,7 @@ int cmd_embed(int argc, char **argv) {
     if (rc == MAE_OK && (o.num_heads < 0 || o.threads < 0 || o.num_workers < 0 ||
                          o.num_workers > 256))
         rc = mae_errf(&err, "--num_heads, --threads and --num_workers must be >= 0 (workers <= 256)");
+    if (rc == MAE_OK) rc = cli_check_device(o.device, &err);
     if (rc != MAE_OK) {
         fprintf(stderr, "mae embed: %s\n", err.msg);
         return 2;

@@ -51,7 +51,7 @@ static int parse(cls_opts *o, arg_spec *s, int argc, char **argv, const char *cm
         {"nb_classes", ARG_INT, &o->nb_classes, "number of classes (required)", 0},
         {"output_dir", ARG_STR, &o->output_dir, "checkpoints and log.txt", 0},
         {"log_dir", ARG_STR, &o->log_dir, "accepted for compatibility (log.txt is in --output_dir)", 0},
-        {"device", ARG_STR, &o->device, "device (this build: cpu)", 0},
+        {"device", ARG_STR, &o->device, CLI_DEVICE_HELP, 0},
         {"precision", ARG_STR, &o->precision, "matmul precision: fp32 or bf16", 0},
         {"seed", ARG_U64, &tc->seed, "seed of init, data order, augmentation and drop path", 0},
         {"resume", ARG_STR, &o->resume, "classifier checkpoint (with --eval: the one to evaluate)", 0},
@@ -101,7 +101,7 @@ static int check_opts(const cls_opts *o, const arg_spec *s, int ns, mae_error *e
     if (o->threads < 0) return mae_errf(err, "--threads must be >= 0");
     if (o->num_workers < 0 || o->num_workers > 256) return mae_errf(err, "--num_workers must be in [0, 256]");
     if (o->tc.world_size != 1) return mae_errf(err, "--world_size %d: this build runs one process", o->tc.world_size);
-    if (strcmp(o->device, "cpu") != 0) return mae_errf(err, "--device: '%s' is not available (this build has: cpu)", o->device);
+    if (cli_check_device(o->device, err) != MAE_OK) return MAE_ERR;
     if (strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
         return mae_errf(err, "--precision must be fp32 or bf16, got '%s'", o->precision);
     if (o->finetune && o->resume && !o->eval)
@@ -358,6 +358,7 @@ int cmd_eval(int argc, char **argv) {
         {"batch_size", ARG_INT, &o.tc.batch_size, "batch size", 0},
         {"eval_samples", ARG_INT, &o.eval_samples, "evaluate the first N samples only (0 = all)", 0},
         {"num_workers", ARG_INT, &o.num_workers, "data loader threads", 0},
+        {"device", ARG_STR, &o.device, CLI_DEVICE_HELP, 0},
         {"precision", ARG_STR, &o.precision, "matmul precision: fp32 or bf16", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (0 = all cores)", 0},
     };
@@ -374,6 +375,7 @@ int cmd_eval(int argc, char **argv) {
         rc = mae_errf(&err, "--batch_size must be in [1, 65536]");
     if (rc == MAE_OK && (o.eval_samples < 0 || o.threads < 0 || o.num_workers < 0 || o.num_workers > 256))
         rc = mae_errf(&err, "--eval_samples, --threads and --num_workers must be >= 0 (workers <= 256)");
+    if (rc == MAE_OK) rc = cli_check_device(o.device, &err);
     if (rc != MAE_OK) {
         fprintf(stderr, "mae eval: %s\n", err.msg);
         return 2;

@@ -16,7 +16,8 @@ static void usage(void) {
            "  linprobe     linear probe of a frozen pretrained encoder (main_linprobe.py)\n"
            "  eval         top-1/top-5 and confusion of a classifier checkpoint\n"
            "  embed        encoder features of images (folder, list or .npy) as .npy\n"
-           "  export       write a checkpoint for the official code, timm or HF transformers\n",
+           "  export       write a checkpoint for the official code, timm or HF transformers\n"
+           "  devices      the devices of --device (cpu, cuda) and whether this machine has them\n",
            MAE_VERSION_STRING);
 }
 
@@ -42,6 +43,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "eval")) return cmd_eval(argc, argv);
     if (!strcmp(argv[1], "embed")) return cmd_embed(argc, argv);
     if (!strcmp(argv[1], "export")) return cmd_export(argc, argv);
+    if (!strcmp(argv[1], "devices")) return cmd_devices(argc, argv);
     fprintf(stderr, "mae: unknown command '%s' (see mae --help for the commands)\n", argv[1]);
     return 2;
 }

@@ -33,7 +33,7 @@ static int parse(pretrain_opts *o, arg_spec *s, int argc, char **argv, mae_error
          "or CIFAR binary data (default: Fashion-MNIST in " MAE_FASHION_MNIST_DIR ")", 0},
         {"output_dir", ARG_STR, &o->output_dir, "checkpoints, log.txt and pictures", 0},
         {"log_dir", ARG_STR, &o->log_dir, "where steps.jsonl goes (default: --output_dir)", 0},
-        {"device", ARG_STR, &o->device, "device to train on (this build: cpu)", 0},
+        {"device", ARG_STR, &o->device, CLI_DEVICE_HELP, 0},
         {"precision", ARG_STR, &o->precision,
          "matmul precision of the Linear layers: fp32 or bf16 (bf16 needs AVX512_BF16; not "
          "stored in checkpoints, so a run may resume with another) (default fp32)", 0},
@@ -80,8 +80,7 @@ static int check_opts(const pretrain_opts *o, mae_error *err) {
     if (o->threads < 0) return mae_errf(err, "--threads must be >= 0");
     if (o->tc.world_size != 1)
         return mae_errf(err, "--world_size %d: this build trains in one process (1)", o->tc.world_size);
-    if (strcmp(o->device, "cpu") != 0)
-        return mae_errf(err, "--device: '%s' is not available (this build has: cpu)", o->device);
+    if (cli_check_device(o->device, err) != MAE_OK) return MAE_ERR;
     /* a typo fails before the data is read; whether this machine can run it is
      * mae_model_set_precision's answer once the model exists */
     if (strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)

@@ -14,7 +14,7 @@
 #define MAX_CHUNK 64
 
 typedef struct recon_opts {
-    const char *checkpoint, *input, *noise, *out;
+    const char *checkpoint, *input, *noise, *out, *device;
     double mask_ratio;
     int norm_pix_loss, num_heads, decoder_num_heads, threads;
     uint64_t seed;
@@ -55,7 +55,7 @@ static int run_sd(const recon_opts *o, const arg_spec *s, int ns, mae_sd *sd, ma
         rc = cli_masking_noise(noise, N, L, o->noise, o->seed, err);
     }
     if (rc == MAE_OK && cli_mkdirs(o->out, err) != MAE_OK) rc = MAE_ERR;
-    if (rc == MAE_OK && !(m = mae_model_create(&cfg, chunk, "cpu", err))) rc = MAE_ERR;
+    if (rc == MAE_OK && !(m = mae_model_create(&cfg, chunk, o->device, err))) rc = MAE_ERR;
     if (rc == MAE_OK) rc = mae_model_load_sd(m, sd, err);
     mae_sd_close(sd); /* the weights are in the model: free the file's copy */
     if (rc == MAE_OK) {
@@ -112,7 +112,7 @@ static int run(const recon_opts *o, const arg_spec *s, int ns, mae_error *err) {
 }
 
 int cmd_reconstruct(int argc, char **argv) {
-    recon_opts o = {.mask_ratio = 0.75};
+    recon_opts o = {.mask_ratio = 0.75, .device = "cpu"};
     arg_spec s[] = {
         {"checkpoint", ARG_STR, &o.checkpoint, "checkpoint: ours, official .pth, timm, or an HF folder (required)", 0},
         {"input", ARG_STR, &o.input, "(N,C,H,W) float32 .npy of normalised images (required)", 0},
@@ -123,6 +123,7 @@ int cmd_reconstruct(int argc, char **argv) {
         {"num_heads", ARG_INT, &o.num_heads, "encoder heads when the file has no config", 0},
         {"decoder_num_heads", ARG_INT, &o.decoder_num_heads, "decoder heads when the file has no config", 0},
         {"seed", ARG_U64, &o.seed, "noise seed when --noise is not given (default 0)", 0},
+        {"device", ARG_STR, &o.device, CLI_DEVICE_HELP, 0},
         {"threads", ARG_INT, &o.threads, "threads (default: all cores)", 0},
     };
     int ns = (int)(sizeof s / sizeof s[0]);
@@ -136,6 +137,7 @@ int cmd_reconstruct(int argc, char **argv) {
         rc = mae_errf(&err, "--checkpoint, --input and --out are required (see mae reconstruct --help)");
     if (rc == MAE_OK && (o.num_heads < 0 || o.decoder_num_heads < 0 || o.threads < 0))
         rc = mae_errf(&err, "--num_heads, --decoder_num_heads and --threads must be >= 0");
+    if (rc == MAE_OK) rc = cli_check_device(o.device, &err);
     if (rc != MAE_OK) {
         fprintf(stderr, "mae reconstruct: %s\n", err.msg);
         return 2;

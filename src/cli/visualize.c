@@ -27,7 +27,7 @@
 #define MAX_PIXELS 178956970LL
 
 typedef struct vis_opts {
-    const char *checkpoint, *output, *list, *noise, *unnorm;
+    const char *checkpoint, *output, *list, *noise, *unnorm, *device;
     double mask_ratio;
     int norm_pix_loss, num_heads, decoder_num_heads, threads, scale;
     uint64_t seed;
@@ -172,7 +172,7 @@ static int run_sd(const vis_opts *o, const arg_spec *s, int ns, vis_inputs *in, 
 
     int chunk = N < MAX_CHUNK ? N : MAX_CHUNK;
     mae_model *m = NULL;
-    if (rc == MAE_OK && !(m = mae_model_create(&cfg, chunk, "cpu", &e2)))
+    if (rc == MAE_OK && !(m = mae_model_create(&cfg, chunk, o->device, &e2)))
         rc = mae_errf(err, "--checkpoint %s: %s", o->checkpoint, e2.msg);
     if (rc == MAE_OK && mae_model_load_sd(m, sd, &e2) != MAE_OK)
         rc = mae_errf(err, "--checkpoint %s", e2.msg);
@@ -267,7 +267,7 @@ static int run(const vis_opts *o, const arg_spec *s, int ns, vis_inputs *in, mae
 }
 
 int cmd_visualize(int argc, char **argv) {
-    vis_opts o = {.mask_ratio = 0.75};
+    vis_opts o = {.mask_ratio = 0.75, .device = "cpu"};
     arg_spec s[] = {
         {"checkpoint", ARG_STR, &o.checkpoint, "checkpoint with a decoder: ours, an official *_full / mae_visualize_* .pth, or an HF ViTMAEForPreTraining folder (required)", 0},
         {"output", ARG_STR, &o.output, "the PNG to write (required; missing folders are created)", 0},
@@ -290,6 +290,7 @@ int cmd_visualize(int argc, char **argv) {
         {"scale", ARG_INT, &o.scale, "enlarge each pixel K times, 1.." "64 (default: 1 for input_size >= 128, else panels >= 128 px)", 0},
         {"num_heads", ARG_INT, &o.num_heads, "encoder heads when the file has no config", 0},
         {"decoder_num_heads", ARG_INT, &o.decoder_num_heads, "decoder heads when the file has no config", 0},
+        {"device", ARG_STR, &o.device, CLI_DEVICE_HELP, 0},
         {"threads", ARG_INT, &o.threads, "threads (default: all cores)", 0},
     };
     int ns = (int)(sizeof s / sizeof s[0]);
@@ -318,6 +319,7 @@ int cmd_visualize(int argc, char **argv) {
         rc = mae_errf(&err, "--mask_ratio: %g is not in [0, 1)", o.mask_ratio);
     if (rc == MAE_OK && (o.num_heads < 0 || o.decoder_num_heads < 0 || o.threads < 0))
         rc = mae_errf(&err, "--num_heads, --decoder_num_heads and --threads must be >= 0");
+    if (rc == MAE_OK) rc = cli_check_device(o.device, &err);
     if (rc == MAE_OK && o.output && (!o.output[0] || o.output[strlen(o.output) - 1] == '/'))
         rc = mae_errf(&err, "--output '%s': expected a file name (e.g. grid.png)", o.output);
     vis_inputs in = {pos, npos, NULL, o.list, npos};

@@ -122,7 +122,7 @@ expect_fail stop_after_negative '--stop_after_epochs must be >= 0' pretrain --st
 expect_fail recon_images_65 '--recon_images must be in \[0, 64\]' pretrain --recon_images 65
 expect_fail recon_scale_0 '--recon_scale must be in \[1, 32\]' pretrain --recon_scale 0
 expect_fail num_samples_negative '--num_samples must be >= 0' pretrain --num_samples -1
-expect_fail device_unknown "--device: 'warp9' is not available \\(this build has: cpu\\)" pretrain "${M[@]}" "${FAST[@]}" --output_dir "$OUT" --device warp9
+expect_fail device_unknown "^mae pretrain: --device warp9: unknown device 'warp9'" pretrain "${M[@]}" "${FAST[@]}" --output_dir "$OUT" --device warp9
 # --precision: a usage error (exit 2) before any data is read or any training
 expect_fail precision_fp64 "^mae pretrain: --precision must be fp32 or bf16, got 'fp64'" pretrain "${M[@]}" "${FAST[@]}" --output_dir "$OUT" --precision fp64
 if ((RC == 2)); then ok "precision_fp64: exit 2"; else fail "precision_fp64: exit $RC, expected 2"; fi
