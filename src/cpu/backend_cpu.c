@@ -118,9 +118,9 @@ const mae_backend *mae_backend_find(const char *name, char *why, size_t n) {
 #ifdef MAE_HAVE_CUDA
         return mae_backend_cuda(why, n);
 #else
-        snprintf(why, n, "this build of mae has no CUDA backend (nvcc was not found when it "
-                         "was configured; install the CUDA toolkit and re-run cmake, or "
-                         "-DMAE_CUDA=ON)");
+        snprintf(why, n, "this build of mae has no CUDA backend (it was configured without "
+                         "CUDA: no nvcc was found, or -DMAE_CUDA=OFF; install the CUDA "
+                         "toolkit and reconfigure with -DMAE_CUDA=ON)");
         return NULL;
 #endif
     }
