@@ -85,7 +85,10 @@ mae_trainer *mae_trainer_create(mae_model *m, const mae_train_config *tc, mae_er
     size_t bytes = 2 * m->nparams * sizeof(float);
     t->moments = m->be->alloc(bytes);
     if (!t->moments) {
-        mae_errf(err, "out of memory allocating %.1f MB of AdamW moments", bytes / 1e6);
+        mae_errf(err, "out of %s memory allocating %.1f MB of AdamW moments (after the "
+                      "model's parameters and activations); use a smaller --batch_size, with "
+                      "--accum_iter to keep the effective batch, or a smaller model",
+                 m->be->name, bytes / 1e6);
         free(t);
         return NULL;
     }
