@@ -75,7 +75,7 @@ static void attn_case(const mae_backend *be, const char *name, int B, int T, int
     float *out = malloc(sizeof(float) * B * T * C), *att = malloc(sizeof(float) * B * NH * T * T);
     float *datt = malloc(sizeof(float) * B * NH * T * T), *dqkv = calloc((size_t)B * T * C3, 4);
     be->attention_forward(out, att, qkv, B, T, C, NH, MAE_PREC_FP32);
-    be->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, MAE_PREC_FP32);
+    be->attention_backward(dqkv, datt, dout, qkv, att, out, B, T, C, NH, MAE_PREC_FP32);
     /* check two (b, h) pairs against double */
     int hd = C / NH;
     double *o = malloc(sizeof(double) * T * hd * 4), *dq = o + T * hd, *dk = dq + T * hd,
@@ -102,7 +102,7 @@ static void attn_case(const mae_backend *be, const char *name, int B, int T, int
     for (int r = 0; r < reps; r++) be->attention_forward(out, att, qkv, B, T, C, NH, MAE_PREC_FP32);
     double tf = (mae_clock() - t0) / reps;
     t0 = mae_clock();
-    for (int r = 0; r < reps; r++) be->attention_backward(dqkv, datt, dout, qkv, att, B, T, C, NH, MAE_PREC_FP32);
+    for (int r = 0; r < reps; r++) be->attention_backward(dqkv, datt, dout, qkv, att, out, B, T, C, NH, MAE_PREC_FP32);
     double tb = (mae_clock() - t0) / reps;
     double fl = 4.0 * B * T * (double)T * C; /* forward: two T x T x hd products per head */
     printf("attention %-10s B=%3d T=%3d C=%3d NH=%2d  fwd %7.2f ms (%5.1f GFLOP/s)  bwd %7.2f ms "

@@ -95,16 +95,21 @@ typedef struct mae_backend {
 
     /* ---- attention (multi-head self attention, no mask, scale hd^-0.5)
      * qkv (B,T,3C) holds q | k | v, each (NH, hd) head-major within C, as official qkv.
-     * out (B,T,C), att (B,NH,T,T) softmax probabilities kept for backward. */
+     * out (B,T,C); att: what the forward keeps for the backward, attention_state_floats()
+     * floats. The CPU keeps the softmax probabilities (B,NH,T,T); a fused (flash) attention
+     * keeps the log-sum-exp of each row (B,NH,T) and recomputes the probabilities. */
+    size_t (*attention_state_floats)(int B, int T, int C, int NH);
     void (*attention_forward)(float *out, float *att, const float *qkv, int B, int T, int C,
                               int NH, int prec);
     /* dqkv (B,T,3C) is OVERWRITTEN, not accumulated (the scratch gradient of the qkv output,
      * whose one consumer is this op: writing saves zeroing 3x the residual width);
-     * datt (B,NH,T,T) is scratch (contents overwritten).
+     * datt is scratch of attention_state_floats() floats (contents overwritten); att and out
+     * are the forward's.
      * prec: as the dense layers (the CPU computes attention in fp32 either way; a GPU runs the
      * Q K^T and P V products in bf16 with fp32 accumulation). */
     void (*attention_backward)(float *dqkv, float *datt, const float *dout, const float *qkv,
-                               const float *att, int B, int T, int C, int NH, int prec);
+                               const float *att, const float *out, int B, int T, int C, int NH,
+                               int prec);
 
     /* ---- MAE-specific data movement */
     /* cols (B,K,C*p*p) <- imgs (B,C,H,W): patch ids[b*K+k] (or k if ids NULL, K == L) in the

@@ -87,6 +87,7 @@ static const mae_backend g_cpu = {
     .gelu_backward = cpu_gelu_backward,
     .add = cpu_add,
     .add_inplace = cpu_add_inplace,
+    .attention_state_floats = cpu_attention_state_floats,
     .attention_forward = cpu_attention_forward,
     .attention_backward = cpu_attention_backward,
     .im2patch = cpu_im2patch,

@@ -39,7 +39,9 @@ double cpu_sumsq(const float *x, size_t n);
 void cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
                            int NH, int prec);
 void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH, int prec);
+                            const float *att, const float *out, int B, int T, int C, int NH,
+                            int prec);
+size_t cpu_attention_state_floats(int B, int T, int C, int NH);
 
 void cpu_im2patch(float *cols, const float *imgs, const int32_t *ids, int B, int C, int H,
                   int W, int p, int K);

@@ -149,6 +149,12 @@ static void softmax_row(float *restrict p, const float *restrict x, int T, float
     for (int s = 0; s < T; s++) p[s] *= inv;
 }
 
+/* the probabilities (B,NH,T,T) */
+size_t cpu_attention_state_floats(int B, int T, int C, int NH) {
+    (void)C;
+    return (size_t)B * NH * T * T;
+}
+
 /* out (B,T,C), att (B,NH,T,T) <- qkv (B,T,3C) */
 void cpu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
                            int NH, int prec) {
@@ -213,8 +219,10 @@ static void store_rows(float *dst, size_t ld, const float *src, int T, int hd, i
 /* dqkv (B,T,3C) overwritten (each (b, h) task writes its q, k and v columns); datt (B,NH,T,T)
  * scratch (unused) */
 void cpu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                            const float *att, int B, int T, int C, int NH, int prec) {
+                            const float *att, const float *out, int B, int T, int C, int NH,
+                            int prec) {
     (void)datt;
+    (void)out;
     (void)prec;
     int hd = C / NH, hdp = pad16(hd), Tp = pad16(T);
     float scale = 1.0f / sqrtf((float)hd);

@@ -138,6 +138,7 @@ static const mae_backend g_cuda = {
     .gelu_backward = cu_gelu_backward,
     .add = cu_add,
     .add_inplace = cu_add_inplace,
+    .attention_state_floats = cu_attention_state_floats,
     .attention_forward = cu_attention_forward,
     .attention_backward = cu_attention_backward,
     .im2patch = cu_im2patch,

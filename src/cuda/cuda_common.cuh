@@ -163,10 +163,18 @@ void cu_lars(float *p, float *g, float *mu, const mae_adamw_seg *segs, int nseg,
              float momentum, float trust, int zero_grad);
 double cu_sumsq(const float *x, size_t n);
 /* ops_attention.cu */
+size_t cu_attention_state_floats(int B, int T, int C, int NH);
 void cu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
                           int prec);
 void cu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                           const float *att, int B, int T, int C, int NH, int prec);
+                           const float *att, const float *out, int B, int T, int C, int NH,
+                           int prec);
+/* ops_flash.cu: att = lse (B,NH,T); D (B,NH,T) scratch */
+int cu_flash_supported(int hd);
+void cu_flash_forward(float *out, float *lse, const float *qkv, int B, int T, int C, int NH,
+                      int prec);
+void cu_flash_backward(float *dqkv, float *D, const float *dout, const float *qkv,
+                       const float *lse, const float *out, int B, int T, int C, int NH, int prec);
 /* ops_mae.cu */
 void cu_im2patch(float *cols, const float *imgs, const int32_t *ids, int B, int C, int H, int W,
                  int p, int K);

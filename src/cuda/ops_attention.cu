@@ -2,6 +2,8 @@
  * backend: q, k, v are split out of qkv (B,T,3C) into head-major (B,NH,T,hd) scratch, the two
  * products per head run as strided batched cuBLAS GEMMs (B*NH heads in one call), the softmax
  * is one warp per row. prec as the dense layers. */
+#include <string.h>
+
 #include "cuda_common.cuh"
 
 /* batched C_i (m,n col-major) = alpha op(A_i) op(B_i) + beta C_i over `count` heads */
@@ -121,9 +123,28 @@ __global__ void k_softmax_bwd_rows(float *datt, const float *att, size_t nrows, 
     for (int j = lane; j < T; j += 32) d[j] = scale * p[j] * (d[j] - s);
 }
 
+/* the fused attention (ops_flash.cu) unless MAE_CUDA_ATTENTION=cublas or the head dim is not
+ * one it has; fixed for the process (the model sizes its buffers from it) */
+static int use_flash(int C, int NH) {
+    static int mode = -1;
+    if (mode < 0) {
+        const char *e = getenv("MAE_CUDA_ATTENTION");
+        mode = e && strcmp(e, "cublas") == 0 ? 0 : 1;
+    }
+    return mode && cu_flash_supported(C / NH);
+}
+
+size_t cu_attention_state_floats(int B, int T, int C, int NH) {
+    return use_flash(C, NH) ? (size_t)B * NH * T : (size_t)B * NH * T * T;
+}
+
 void cu_attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
                           int prec) {
     if (B <= 0 || T <= 0) return;
+    if (use_flash(C, NH)) {
+        cu_flash_forward(out, att, qkv, B, T, C, NH, prec);
+        return;
+    }
     int hd = C / NH, nh = B * NH;
     size_t n = (size_t)B * T * C;
     float *q = (float *)cu_scratch(CU_SCR_ATT_QKV, sizeof(float) * 3 * n);
@@ -145,8 +166,13 @@ void cu_attention_forward(float *out, float *att, const float *qkv, int B, int T
 }
 
 void cu_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv,
-                           const float *att, int B, int T, int C, int NH, int prec) {
+                           const float *att, const float *out, int B, int T, int C, int NH,
+                           int prec) {
     if (B <= 0 || T <= 0) return;
+    if (use_flash(C, NH)) {
+        cu_flash_backward(dqkv, datt, dout, qkv, att, out, B, T, C, NH, prec);
+        return;
+    }
     int hd = C / NH, nh = B * NH;
     size_t n = (size_t)B * T * C;
     float *q = (float *)cu_scratch(CU_SCR_ATT_QKV, sizeof(float) * 3 * n);

@@ -132,14 +132,14 @@ static float *take(bump *b, size_t n) {
     return p;
 }
 
-static void layout_stack(bump *b, mae_stack *s, int B) {
+static void layout_stack(bump *b, mae_stack *s, int B, const mae_backend *be) {
     size_t BT = (size_t)B * s->Tmax, nl = s->shared && s->nl > 0 ? 1 : (size_t)s->nl;
     s->res = take(b, (s->shared && s->nl > 0 ? 2 : nl + 1) * BT * s->C);
     s->ln1 = take(b, nl * BT * s->C);
     s->ln1_mean = take(b, nl * BT);
     s->ln1_rstd = take(b, nl * BT);
     s->qkv = take(b, nl * BT * 3 * s->C);
-    s->att = take(b, nl * BT * s->NH * s->Tmax);
+    s->att = take(b, nl * (s->nl > 0 ? be->attention_state_floats(B, s->Tmax, s->C, s->NH) : 0));
     s->atty = take(b, nl * BT * s->C);
     s->res2 = take(b, nl * BT * s->C);
     s->ln2 = take(b, nl * BT * s->C);
@@ -163,9 +163,9 @@ static size_t layout_acts(mae_model *m, float *base) {
     size_t B = m->max_batch, K = m->Kmax, L = m->L, P = m->P;
     size_t D = c->embed_dim, Dd = m->is_cls ? 0 : (size_t)c->decoder_embed_dim, Cpp = (size_t)c->in_chans * c->patch_size * c->patch_size;
     bump b = {base, 0};
-    layout_stack(&b, &m->enc, (int)B);
+    layout_stack(&b, &m->enc, (int)B, m->be);
     m->enc_act_floats = b.off;
-    layout_stack(&b, &m->dec, (int)B);
+    layout_stack(&b, &m->dec, (int)B, m->be);
     m->dec_act_floats = b.off - m->enc_act_floats;
     size_t mae_only = m->is_cls ? 0 : 1; /* a classifier has no decoder, target or mask */
     m->imgs = take(&b, B * c->in_chans * c->img_size * c->img_size);
@@ -187,8 +187,9 @@ static size_t layout_acts(mae_model *m, float *base) {
     m->dA = take(&b, B * wA);
     m->dB = take(&b, B * (Te * m->enc.Hm > Td * m->dec.Hm ? Te * m->enc.Hm : Td * m->dec.Hm));
     m->dC = take(&b, B * (Te * D > Td * Dd ? Te * D : Td * Dd));
-    m->datt = take(&b, B * (Te * Te * m->enc.NH > Td * Td * m->dec.NH ? Te * Te * m->enc.NH
-                                                                       : Td * Td * m->dec.NH));
+    size_t sae = m->enc.nl > 0 ? m->be->attention_state_floats((int)B, (int)Te, (int)D, m->enc.NH) : 0;
+    size_t sad = m->dec.nl > 0 ? m->be->attention_state_floats((int)B, (int)Td, (int)Dd, m->dec.NH) : 0;
+    m->datt = take(&b, sae > sad ? sae : sad);
     if (m->is_cls) {
         size_t NC = (size_t)m->NC, dp = m->cls.drop_path > 0 ? 1 : 0;
         m->pooled = take(&b, B * D);

@@ -20,7 +20,8 @@ void mae_stack_forward(mae_model *m, mae_stack *s, int B, int T) {
     int C = s->C, Hm = s->Hm, BT = B * T;
     size_t one = s->shared ? 0 : 1; /* layer stride: 0 when the blocks share activations */
     size_t sC = one * m->max_batch * s->Tmax * C, sH = one * m->max_batch * s->Tmax * Hm;
-    size_t sN = one * m->max_batch * s->Tmax, sA = sN * s->NH * s->Tmax;
+    size_t sN = one * m->max_batch * s->Tmax;
+    size_t sA = one * m->be->attention_state_floats(m->max_batch, s->Tmax, C, s->NH);
     for (int l = 0; l < s->nl; l++) {
         const mae_block_w *w = &s->w[l];
         float *res = mae_stack_res(m, s, l), *out = mae_stack_res(m, s, l + 1);
@@ -52,7 +53,8 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
     MAE_ASSERT(!s->shared); /* its activations were overwritten block by block */
     int C = s->C, Hm = s->Hm, BT = B * T;
     size_t sC = (size_t)m->max_batch * s->Tmax * C, sH = (size_t)m->max_batch * s->Tmax * Hm;
-    size_t sN = (size_t)m->max_batch * s->Tmax, sA = sN * s->NH * s->Tmax;
+    size_t sN = (size_t)m->max_batch * s->Tmax;
+    size_t sA = m->be->attention_state_floats(m->max_batch, s->Tmax, C, s->NH);
     size_t nC = (size_t)BT * C;
     float *G = s->G, *dA = m->dA, *dB = m->dB, *dC = m->dC;
     for (int l = s->nl - 1; l >= 0; l--) {
@@ -83,7 +85,7 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
         }
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->proj_w, g->proj_b, Ga, atty, w->proj_w, BT, C, C, m->prec);
-        be->attention_backward(dA, m->datt, dC, qkv, att, B, T, C, s->NH, m->prec);
+        be->attention_backward(dA, m->datt, dC, qkv, att, atty, B, T, C, s->NH, m->prec);
         be->zero(dC, nC * sizeof(float));
         be->matmul_backward(dC, g->qkv_w, g->qkv_b, dA, ln1, w->qkv_w, BT, C, 3 * C, m->prec);
         be->layernorm_backward(G, g->ln1_w, g->ln1_b, dC, res, w->ln1_w,
