@@ -68,9 +68,10 @@ for b in .dev/bin/*; do
 done
 ls -l .dev/lib .dev/lib-fallback
 # the newest glibc symbol version anything here needs
-need=$(for f in .dev/bin/* .dev/lib/* .dev/lib-fallback/*; do objdump -T "$f" 2>/dev/null; done |
-    grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
-echo "newest glibc symbol version needed: $need"
+glibc_need() { for f in "$@"; do objdump -T "$f" 2>/dev/null; done | grep -o 'GLIBC_[0-9.]*' |
+    sort -uV | tail -1; }
+need="needs $(glibc_need .dev/bin/* .dev/lib/*) (binaries + libs), $(glibc_need .dev/lib-fallback/*) (fallback)"
+echo "newest glibc symbol version: $need"
 tar -C .dev/lib -cf - . | xz -9 -T2 > .dev/libs.tar.xz
 tar -C .dev/lib-fallback -cf - . | xz -9 -T2 > .dev/libs-fallback.tar.xz
 rm -rf .dev/lib .dev/lib-fallback
