@@ -20,13 +20,14 @@ static struct {
 } g_allocs[CU_MAX_ALLOCS];
 static size_t g_bytes, g_peak;
 
+/* allocations past CU_MAX_ALLOCS live on untracked (mem_peak then undercounts) */
 static void track(void *p, size_t n) {
-    g_bytes += n;
-    if (g_bytes > g_peak) g_peak = g_bytes;
     for (int i = 0; i < CU_MAX_ALLOCS; i++)
         if (!g_allocs[i].p) {
             g_allocs[i].p = p;
             g_allocs[i].n = n;
+            g_bytes += n;
+            if (g_bytes > g_peak) g_peak = g_bytes;
             return;
         }
 }
@@ -43,7 +44,8 @@ static void untrack(void *p) {
 
 static void *cu_alloc(size_t bytes) {
     void *p = NULL;
-    if (cudaMalloc(&p, bytes ? bytes : 256) != cudaSuccess) {
+    if (!bytes) bytes = 256;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
         cudaGetLastError(); /* clear the (non-sticky) out-of-memory error */
         return NULL;
     }

@@ -99,8 +99,8 @@ void cu_colsum_acc(float *dst, const float *a, int M, int N);
 template <typename RowF>
 __global__ void k_colsum_rows_partial(float *part, const float *src, int M, int N, RowF rowf) {
     __shared__ float sh[CSG_ROWS][CSG_COLS + 1];
-    int c = blockIdx.x * CSG_COLS + threadIdx.x;
-    int r0 = blockIdx.y * CSG_CHUNK, r1 = min(r0 + CSG_CHUNK, M);
+    int c = blockIdx.y * CSG_COLS + threadIdx.x; /* grid (chunks, column blocks) */
+    int r0 = blockIdx.x * CSG_CHUNK, r1 = min(r0 + CSG_CHUNK, M);
     float s = 0.0f;
     if (c < N)
         for (int r = r0 + threadIdx.y; r < r1; r += CSG_ROWS) {
@@ -112,7 +112,7 @@ __global__ void k_colsum_rows_partial(float *part, const float *src, int M, int 
     if (threadIdx.y == 0 && c < N) {
         float t = 0.0f;
         for (int i = 0; i < CSG_ROWS; i++) t += sh[i][threadIdx.x];
-        part[(size_t)blockIdx.y * N + c] = t;
+        part[(size_t)blockIdx.x * N + c] = t;
     }
 }
 static __global__ void k_colsum_rows_final(float *dst, const float *part, int S, int N) {
@@ -127,7 +127,7 @@ void cu_colsum_rows(float *dst, const float *src, int M, int N, RowF rowf) {
     if (M <= 0 || N <= 0) return;
     int S = (M + CSG_CHUNK - 1) / CSG_CHUNK;
     float *part = (float *)cu_scratch(CU_SCR_PARTIAL, sizeof(float) * (size_t)S * N);
-    dim3 grid((N + CSG_COLS - 1) / CSG_COLS, S), block(CSG_COLS, CSG_ROWS);
+    dim3 grid(S, (N + CSG_COLS - 1) / CSG_COLS), block(CSG_COLS, CSG_ROWS);
     k_colsum_rows_partial<<<grid, block>>>(part, src, M, N, rowf);
     CU_LAUNCHED();
     k_colsum_rows_final<<<(N + 255) / 256, 256>>>(dst, part, S, N);

@@ -19,17 +19,18 @@ void cu_scale_rows(float *out, const float *in, const float *scale, int B, size_
 
 /* out (B,C): one thread per (b, c) */
 __global__ void k_pool(float *out, const float *x, int B, int T, int C, int mode) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i >= (size_t)B * C) return;
-    int b = (int)(i / C), c = (int)(i % C);
-    const float *xb = x + (size_t)b * T * C;
-    if (mode == MAE_POOL_CLS) {
-        out[i] = xb[c];
-        return;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)B * C;
+         i += (size_t)gridDim.x * blockDim.x) {
+        int b = (int)(i / C), c = (int)(i % C);
+        const float *xb = x + (size_t)b * T * C;
+        if (mode == MAE_POOL_CLS) {
+            out[i] = xb[c];
+            continue;
+        }
+        float s = 0.0f;
+        for (int t = 1; t < T; t++) s += xb[(size_t)t * C + c];
+        out[i] = s * (1.0f / (float)(T - 1));
     }
-    float s = 0.0f;
-    for (int t = 1; t < T; t++) s += xb[(size_t)t * C + c];
-    out[i] = s * (1.0f / (float)(T - 1));
 }
 
 void cu_pool_tokens(float *out, const float *x, int B, int T, int C, int mode) {

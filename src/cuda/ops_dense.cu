@@ -5,6 +5,8 @@
  * out^T (N,M) = w^T-as-stored (opT) x inp^T, and so on (the standard llm.c mapping).
  * prec MAE_PREC_BF16: operands rounded to bf16 on the tensor cores, fp32 accumulation and fp32
  * storage (CUBLAS_COMPUTE_32F_FAST_16BF); MAE_PREC_FP32: true fp32 (no TF32). */
+#include <string.h>
+
 #include "cuda_common.cuh"
 
 int cu_has_precision(int prec) { return prec == MAE_PREC_FP32 || prec == MAE_PREC_BF16; }
@@ -142,8 +144,8 @@ void cu_matmul_backward_gelu(float *dpre, float *dw, float *dbias, const float *
 /* part (S, N): part[s, c] = sum of a[r, c] over rows r in chunk s, a fixed order */
 __global__ void k_colsum_partial(float *part, const float *a, int M, int N) {
     __shared__ float sh[CS_ROWS][CS_COLS + 1];
-    int c = blockIdx.x * CS_COLS + threadIdx.x;
-    int r0 = blockIdx.y * CS_CHUNK, r1 = min(r0 + CS_CHUNK, M);
+    int c = blockIdx.y * CS_COLS + threadIdx.x; /* grid (chunks, column blocks) */
+    int r0 = blockIdx.x * CS_CHUNK, r1 = min(r0 + CS_CHUNK, M);
     float s = 0.0f;
     if (c < N)
         for (int r = r0 + threadIdx.y; r < r1; r += CS_ROWS) s += a[(size_t)r * N + c];
@@ -152,7 +154,7 @@ __global__ void k_colsum_partial(float *part, const float *a, int M, int N) {
     if (threadIdx.y == 0 && c < N) {
         float t = 0.0f;
         for (int i = 0; i < CS_ROWS; i++) t += sh[i][threadIdx.x];
-        part[(size_t)blockIdx.y * N + c] = t;
+        part[(size_t)blockIdx.x * N + c] = t;
     }
 }
 
@@ -169,7 +171,7 @@ void cu_colsum_acc(float *dst, const float *a, int M, int N) {
     if (M <= 0 || N <= 0) return;
     int S = (M + CS_CHUNK - 1) / CS_CHUNK;
     float *part = (float *)cu_scratch(CU_SCR_PARTIAL, sizeof(float) * (size_t)S * N);
-    dim3 grid((N + CS_COLS - 1) / CS_COLS, S), block(CS_COLS, CS_ROWS);
+    dim3 grid(S, (N + CS_COLS - 1) / CS_COLS), block(CS_COLS, CS_ROWS);
     k_colsum_partial<<<grid, block>>>(part, a, M, N);
     CU_LAUNCHED();
     k_colsum_final<<<(N + 255) / 256, 256>>>(dst, part, S, N);
@@ -203,7 +205,7 @@ __global__ void k_layernorm_fwd(float *out, float *mean, float *rstd, const floa
 
 void cu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C, float eps) {
-    if (N <= 0) return;
+    if (N <= 0 || C <= 0) return;
     k_layernorm_fwd<<<(N + 7) / 8, 256>>>(out, mean, rstd, inp, w, b, N, C, eps);
     CU_LAUNCHED();
 }
@@ -235,8 +237,8 @@ __global__ void k_layernorm_bwd_dx(float *dinp, const float *dout, const float *
 __global__ void k_layernorm_bwd_partial(float *part, const float *dout, const float *inp,
                                         const float *mean, const float *rstd, int N, int C) {
     __shared__ float sw[CS_ROWS][CS_COLS + 1], sb[CS_ROWS][CS_COLS + 1];
-    int c = blockIdx.x * CS_COLS + threadIdx.x;
-    int r0 = blockIdx.y * CS_CHUNK, r1 = min(r0 + CS_CHUNK, N);
+    int c = blockIdx.y * CS_COLS + threadIdx.x; /* grid (chunks, column blocks) */
+    int r0 = blockIdx.x * CS_CHUNK, r1 = min(r0 + CS_CHUNK, N);
     float a = 0.0f, bb = 0.0f;
     if (c < C)
         for (int r = r0 + threadIdx.y; r < r1; r += CS_ROWS) {
@@ -253,8 +255,8 @@ __global__ void k_layernorm_bwd_partial(float *part, const float *dout, const fl
             ta += sw[i][threadIdx.x];
             tb += sb[i][threadIdx.x];
         }
-        part[((size_t)blockIdx.y * 2) * C + c] = ta;
-        part[((size_t)blockIdx.y * 2 + 1) * C + c] = tb;
+        part[((size_t)blockIdx.x * 2) * C + c] = ta;
+        part[((size_t)blockIdx.x * 2 + 1) * C + c] = tb;
     }
 }
 
@@ -273,12 +275,12 @@ __global__ void k_layernorm_bwd_final(float *dw, float *db, const float *part, i
 void cu_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
                            const float *inp, const float *w, const float *mean,
                            const float *rstd, int N, int C) {
-    if (N <= 0) return;
+    if (N <= 0 || C <= 0) return;
     k_layernorm_bwd_dx<<<(N + 7) / 8, 256>>>(dinp, dout, inp, w, mean, rstd, N, C);
     CU_LAUNCHED();
     int S = (N + CS_CHUNK - 1) / CS_CHUNK;
     float *part = (float *)cu_scratch(CU_SCR_PARTIAL, sizeof(float) * 2 * (size_t)S * C);
-    dim3 grid((C + CS_COLS - 1) / CS_COLS, S), block(CS_COLS, CS_ROWS);
+    dim3 grid(S, (C + CS_COLS - 1) / CS_COLS), block(CS_COLS, CS_ROWS);
     k_layernorm_bwd_partial<<<grid, block>>>(part, dout, inp, mean, rstd, N, C);
     CU_LAUNCHED();
     k_layernorm_bwd_final<<<(C + 255) / 256, 256>>>(dw, db, part, S, C);
@@ -323,10 +325,21 @@ void cu_scale_inplace(float *x, float s, size_t n) { LAUNCH_1D(k_scale, n, x, s,
 
 /* ------------------------------------------------------------------ optimizers */
 
-/* segments live on the device for the kernels; uploaded per call (a few KB) */
+/* segments live on the device for the kernels; uploaded when they differ from the last call's
+ * (a trainer passes the same table every step: no host-device copy, no sync) */
 static mae_adamw_seg *upload_segs(const mae_adamw_seg *segs, int nseg, size_t *maxn) {
-    mae_adamw_seg *d = (mae_adamw_seg *)cu_scratch(CU_SCR_SEGS, sizeof(mae_adamw_seg) * nseg);
-    CUDA_CHECK(cudaMemcpy(d, segs, sizeof(mae_adamw_seg) * nseg, cudaMemcpyHostToDevice));
+    static mae_adamw_seg *last;
+    static int nlast;
+    static mae_adamw_seg *d;
+    if (nseg != nlast || memcmp(last, segs, sizeof(mae_adamw_seg) * nseg) != 0) {
+        d = (mae_adamw_seg *)cu_scratch(CU_SCR_SEGS, sizeof(mae_adamw_seg) * nseg);
+        CUDA_CHECK(cudaMemcpy(d, segs, sizeof(mae_adamw_seg) * nseg, cudaMemcpyHostToDevice));
+        mae_adamw_seg *nl = (mae_adamw_seg *)realloc(last, sizeof(mae_adamw_seg) * nseg);
+        if (!nl) cu_fatal(__FILE__, __LINE__, "realloc", "out of host memory");
+        memcpy(nl, segs, sizeof(mae_adamw_seg) * nseg);
+        last = nl;
+        nlast = nseg;
+    }
     *maxn = 0;
     for (int s = 0; s < nseg; s++)
         if (segs[s].n > *maxn) *maxn = segs[s].n;
