@@ -19,7 +19,9 @@
  *   data movement forwards (im2patch, patchify, embed_tokens, unshuffle, add, add_inplace)
  *   must be bit-exact; their backward passes (sums of float) use TOL_MOVE.
  *
- * Usage: test_ops [backend-name ...]   (always runs "cpu" first)
+ * Usage: test_ops [backend-name ...]   (always runs "cpu" first). Exit 1 on any failure; else
+ * 77 (skipped) when a backend asked for is "cuda" on a machine without a CUDA device or in a
+ * build without CUDA (tests/backend_avail.h), after the other backends ran.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -28,6 +30,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_avail.h"
 #include "op_ref.h"
 
 #define TOL_FWD 1e-5
@@ -1248,16 +1251,24 @@ int run_op_tests(const mae_backend *be) {
 }
 
 int main(int argc, char **argv) {
-    int fails = run_op_tests(mae_backend_cpu());
+    int fails = run_op_tests(mae_backend_cpu()), skipped = 0;
     for (int i = 1; i < argc; i++) {
-        const mae_backend *be = mae_backend_get(argv[i]);
+        char why[512];
+        int skip;
+        const mae_backend *be = test_backend_find(argv[i], &skip, why, sizeof why);
         if (!be) {
-            fprintf(stderr, "test_ops: backend '%s' not available\n", argv[i]);
-            fails++;
+            if (skip) {
+                printf("SKIP: backend '%s': %s\n", argv[i], why);
+                skipped++;
+            } else {
+                printf("FAIL: backend '%s' not available: %s\n", argv[i], why);
+                fails++;
+                g_nfail++;
+            }
             continue;
         }
         fails += run_op_tests(be);
     }
-    printf("test_ops: %d passed, %d failed\n", g_npass, g_nfail);
-    return fails ? 1 : 0;
+    printf("test_ops: %d passed, %d failed, %d backend(s) skipped\n", g_npass, g_nfail, skipped);
+    return test_exit_status(fails, skipped);
 }
