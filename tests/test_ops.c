@@ -7,8 +7,10 @@
  *     central finite differences of the double reference forward (objective sum(out * R)
  *     with a fixed random R = dout; a sample of coordinates for big inputs),
  *   - that backward kernels ACCUMULATE (gradient outputs are pre-filled with random G0 and
- *     the result must be G0 + grad), that forward kernels OVERWRITE (outputs are pre-filled
- *     with garbage), and that no op modifies its inputs.
+ *     the result must be G0 + grad), that forward kernels and the OVERWRITTEN gradients write
+ *     every element (their buffers are pre-filled with a NaN poison, tests/poison.h: an element
+ *     left unwritten, or read before it is written, fails the case, which names the buffer
+ *     and the first such index), and that no op modifies its inputs.
  *
  * Error metric: rel = ||got - want||_2 / ||want||_2 (absolute when want == 0), computed in
  * double. Tolerances (documented per op where they differ):
@@ -19,7 +21,9 @@
  *   data movement forwards (im2patch, patchify, embed_tokens, unshuffle, add, add_inplace)
  *   must be bit-exact; their backward passes (sums of float) use TOL_MOVE.
  *
- * Usage: test_ops [backend-name ...]   (always runs "cpu" first)
+ * Usage: test_ops [backend-name ...]   (always runs "cpu" first). Exit 1 on any failure; else
+ * 77 (skipped) when a backend asked for is "cuda" on a machine without a CUDA device or in a
+ * build without CUDA (tests/backend_avail.h), after the other backends ran.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -28,7 +32,9 @@
 #include <string.h>
 
 #include "backend.h"
+#include "backend_avail.h"
 #include "op_ref.h"
+#include "poison.h"
 
 #define TOL_FWD 1e-5
 #define TOL_BWD 1e-5
@@ -79,6 +85,8 @@ typedef struct {
     void *ptr;      /* host memory or device pointer */
     void *snapshot; /* BUF_DEV_IN: host copy of what was uploaded */
     size_t bytes;
+    const char *poisoned; /* BUF_DEV_OUT filled with NaN poison that the op must overwrite:
+                             its name, checked by tc_get; NULL otherwise */
 } tc_buf;
 
 #define TC_MAXBUF 96
@@ -131,6 +139,7 @@ static void *tc_track(tcase *tc, int kind, void *ptr, void *snapshot, size_t byt
     tc->buf[tc->nbuf].ptr = ptr;
     tc->buf[tc->nbuf].snapshot = snapshot;
     tc->buf[tc->nbuf].bytes = bytes;
+    tc->buf[tc->nbuf].poisoned = NULL;
     tc->nbuf++;
     return ptr;
 }
@@ -172,32 +181,58 @@ static int32_t *tc_in_ids(tcase *tc, const int32_t *host, size_t n) {
     return tc_in_bytes(tc, host, n * sizeof(int32_t));
 }
 
-/* device output / in-out buffer, initialised from init (or garbage when init == NULL) */
+/* device in-out buffer (an accumulating gradient, optimizer state), initialised from init */
 static float *tc_out(tcase *tc, const float *init, size_t n) {
     size_t bytes = n * sizeof(float);
     void *d = tc->be->alloc(bytes ? bytes : 1);
     tc_track(tc, BUF_DEV_OUT, d, NULL, bytes);
-    if (init) {
-        tc->be->upload(d, init, bytes);
-    } else {
-        float *g = malloc(bytes ? bytes : 1);
-        if (!g) exit(2);
-        fill_uniform(g, n, -1e3, 1e3); /* garbage: forward must overwrite, not accumulate */
-        tc->be->upload(d, g, bytes);
-        free(g);
-    }
+    tc->be->upload(d, init, bytes);
     return d;
 }
 
-static float *tc_get(tcase *tc, const float *dev, size_t n) {
-    float *h = tc_f(tc, n);
-    tc->be->download(h, dev, n * sizeof(float));
-    return h;
+/* device output the op must OVERWRITE (forward outputs, OVERWRITTEN gradients), filled with the
+ * NaN poison; tc_get checks that every element was written. name NULL: scratch the op may use
+ * or not (poisoned, so reading it before writing shows, but not checked). */
+static float *tc_poison(tcase *tc, const char *name, size_t n) {
+    size_t bytes = n * sizeof(float);
+    void *d = tc->be->alloc(bytes ? bytes : 1);
+    tc_track(tc, BUF_DEV_OUT, d, NULL, bytes);
+    tc->buf[tc->nbuf - 1].poisoned = name;
+    float *g = malloc(bytes ? bytes : 1);
+    if (!g) exit(2);
+    poison_fill(g, n);
+    tc->be->upload(d, g, bytes);
+    free(g);
+    return d;
 }
 
 static void tc_failmsg(tcase *tc, const char *what) {
     tc_append(tc, " [%s]", what);
     tc->fail = 1;
+}
+
+static float *tc_get(tcase *tc, const float *dev, size_t n) {
+    float *h = tc_f(tc, n);
+    tc->be->download(h, dev, n * sizeof(float));
+    for (int i = 0; i < tc->nbuf; i++) {
+        const tc_buf *b = &tc->buf[i];
+        if (b->ptr != dev || !b->poisoned) continue;
+        size_t nu, fu, nn, fn;
+        poison_scan(h, n, &nu, &fu, &nn, &fn);
+        char msg[160];
+        if (nu) {
+            snprintf(msg, sizeof msg,
+                     "%s: %zu of %zu elements still the NaN poison (not written, or added to), "
+                     "the first at [%zu]", b->poisoned, nu, n, fu);
+            tc_failmsg(tc, msg);
+        }
+        if (nn) {
+            snprintf(msg, sizeof msg, "%s: %zu NaN (read the poisoned output?), the first at [%zu]",
+                     b->poisoned, nn, fn);
+            tc_failmsg(tc, msg);
+        }
+    }
+    return h;
 }
 
 /* record one error measurement */
@@ -405,7 +440,7 @@ static void test_matmul_forward(const mae_backend *be, int M, int K, int N, int 
     double *ref = tc_d(&tc, nO);
     ref_matmul_forward(ref, tc_dcopy(&tc, inp, nI), tc_dcopy(&tc, w, nW),
                        with_bias ? tc_dcopy(&tc, bias, N) : NULL, M, K, N);
-    float *d_out = tc_out(&tc, NULL, nO);
+    float *d_out = tc_poison(&tc, "out", nO);
     be->matmul_forward(d_out, tc_in(&tc, inp, nI), tc_in(&tc, w, nW),
                        with_bias ? tc_in(&tc, bias, N) : NULL, M, K, N, MAE_PREC_FP32);
     float *out = tc_get(&tc, d_out, nO);
@@ -467,7 +502,7 @@ static void test_matmul_forward_gelu(const mae_backend *be, int M, int K, int N)
     ref_matmul_forward(pre, tc_dcopy(&tc, inp, nI), tc_dcopy(&tc, w, nW), tc_dcopy(&tc, bias, N),
                        M, K, N);
     for (size_t i = 0; i < nO; i++) act[i] = ref_gelu(pre[i]);
-    float *d_pre = tc_out(&tc, NULL, nO), *d_act = tc_out(&tc, NULL, nO);
+    float *d_pre = tc_poison(&tc, "pre", nO), *d_act = tc_poison(&tc, "act", nO);
     be->matmul_forward_gelu(d_pre, d_act, tc_in(&tc, inp, nI), tc_in(&tc, w, nW),
                             tc_in(&tc, bias, N), M, K, N, MAE_PREC_FP32);
     tc_check(&tc, "pre", rel_fd(tc_get(&tc, d_pre, nO), pre, nO), TOL_FWD);
@@ -476,7 +511,7 @@ static void test_matmul_forward_gelu(const mae_backend *be, int M, int K, int N)
 }
 
 /* fused fc2 backward through the GELU: dpre = (dout @ w) * gelu'(pre) overwritten (the buffer
- * starts with garbage), dw += dout^T @ act, dbias += colsum(dout) (both start non-zero) */
+ * starts with the NaN poison), dw += dout^T @ act, dbias += colsum(dout) (both start non-zero) */
 static void test_matmul_backward_gelu(const mae_backend *be, int M, int K, int N) {
     tcase tc;
     char shape[64];
@@ -484,7 +519,7 @@ static void test_matmul_backward_gelu(const mae_backend *be, int M, int K, int N
     tc_begin(&tc, be, "matmul_backward_gelu", shape);
     size_t nI = (size_t)M * K, nW = (size_t)N * K, nO = (size_t)M * N;
     float *pre = tc_f(&tc, nI), *act = tc_f(&tc, nI), *w = tc_f(&tc, nW), *dout = tc_f(&tc, nO);
-    float *junk = tc_f(&tc, nI), *dw0 = tc_f(&tc, nW), *db0 = tc_f(&tc, N);
+    float *dw0 = tc_f(&tc, nW), *db0 = tc_f(&tc, N);
     fill_uniform(pre, nI, -4, 4);
     /* the far tails too (exp underflow, act underflow) and x = 0 */
     if (nI > 3) {
@@ -496,7 +531,6 @@ static void test_matmul_backward_gelu(const mae_backend *be, int M, int K, int N
     for (size_t i = 0; i < nI; i++) act[i] = (float)ref_gelu(pre[i]);
     fill_uniform(w, nW, -1, 1);
     fill_uniform(dout, nO, -1, 1);
-    fill_uniform(junk, nI, -100, 100);
     fill_uniform(dw0, nW, -1, 1);
     fill_uniform(db0, N, -1, 1);
     double *gI = tc_d(&tc, nI), *gW = tc_d(&tc, nW), *gB = tc_d(&tc, N);
@@ -505,7 +539,7 @@ static void test_matmul_backward_gelu(const mae_backend *be, int M, int K, int N
     for (size_t i = 0; i < nI; i++) gI[i] *= ref_gelu_grad(pre[i]);
     for (size_t i = 0; i < nW; i++) gW[i] += dw0[i];
     for (int i = 0; i < N; i++) gB[i] += db0[i];
-    float *d_dpre = tc_out(&tc, junk, nI), *d_dw = tc_out(&tc, dw0, nW), *d_db = tc_out(&tc, db0, N);
+    float *d_dpre = tc_poison(&tc, "dpre", nI), *d_dw = tc_out(&tc, dw0, nW), *d_db = tc_out(&tc, db0, N);
     be->matmul_backward_gelu(d_dpre, d_dw, d_db, tc_in(&tc, dout, nO), tc_in(&tc, act, nI),
                              tc_in(&tc, pre, nI), tc_in(&tc, w, nW), M, K, N, MAE_PREC_FP32);
     tc_check(&tc, "dpre", rel_fd(tc_get(&tc, d_dpre, nI), gI, nI), TOL_BWD);
@@ -554,7 +588,8 @@ static void test_layernorm(const mae_backend *be, int N, int C, double spread, s
     double *ro = tc_d(&tc, n), *rm = tc_d(&tc, N), *rr = tc_d(&tc, N);
     ref_layernorm_forward(ro, rm, rr, tc_dcopy(&tc, x, n), tc_dcopy(&tc, w, C),
                           tc_dcopy(&tc, b, C), N, C);
-    float *d_o = tc_out(&tc, NULL, n), *d_m = tc_out(&tc, NULL, N), *d_r = tc_out(&tc, NULL, N);
+    float *d_o = tc_poison(&tc, "out", n), *d_m = tc_poison(&tc, "mean", N),
+          *d_r = tc_poison(&tc, "rstd", N);
     be->layernorm_forward(d_o, d_m, d_r, tc_in(&tc, x, n), tc_in(&tc, w, C), tc_in(&tc, b, C), N,
                           C, 1e-6f);
     tc_check(&tc, "out", rel_fd(tc_get(&tc, d_o, n), ro, n), TOL_FWD);
@@ -617,7 +652,7 @@ static void test_gelu(const mae_backend *be, size_t n, double range) {
     fill_uniform(x, n, -range, range);
     double *ref = tc_d(&tc, n);
     for (size_t i = 0; i < n; i++) ref[i] = ref_gelu((double)x[i]);
-    float *d_o = tc_out(&tc, NULL, n);
+    float *d_o = tc_poison(&tc, "out", n);
     be->gelu_forward(d_o, tc_in(&tc, x, n), n);
     float *o = tc_get(&tc, d_o, n);
     tc_check(&tc, "out", rel_fd(o, ref, n), TOL_FWD);
@@ -651,7 +686,7 @@ static void test_add(const mae_backend *be, size_t n) {
     fill_normal(b, n, 1.0);
     double *ref = tc_d(&tc, n);
     for (size_t i = 0; i < n; i++) ref[i] = (double)a[i] + (double)b[i];
-    float *d_o = tc_out(&tc, NULL, n);
+    float *d_o = tc_poison(&tc, "out", n);
     be->add(d_o, tc_in(&tc, a, n), tc_in(&tc, b, n), n);
     tc_check_exact(&tc, "out", tc_get(&tc, d_o, n), ref, n);
     tc_end(&tc);
@@ -717,7 +752,7 @@ static void test_attention(const mae_backend *be, int B, int T, int C, int NH, s
     fill_normal(qkv, nqkv, 1.0);
     double *ro = tc_d(&tc, nout), *ra = tc_d(&tc, natt);
     ref_attention_forward(ro, ra, tc_dcopy(&tc, qkv, nqkv), B, T, C, NH);
-    float *d_o = tc_out(&tc, NULL, nout), *d_a = tc_out(&tc, NULL, nst);
+    float *d_o = tc_poison(&tc, "out", nout), *d_a = tc_poison(&tc, "att", nst);
     be->attention_forward(d_o, d_a, tc_in(&tc, qkv, nqkv), B, T, C, NH, MAE_PREC_FP32);
     float *o = tc_get(&tc, d_o, nout);
     float *a = tc_get(&tc, d_a, nst);
@@ -749,8 +784,8 @@ static void test_attention(const mae_backend *be, int B, int T, int C, int NH, s
     }
     tc_end(&tc);
 
-    /* backward: att and out are the backend's own forward's (its state); datt is garbage
-     * scratch */
+    /* backward: att and out are the backend's own forward's (its state); datt is scratch
+     * (poisoned, not checked: the op may not use it) */
     tc_begin(&tc, be, "attention_backward", shape);
     qkv = tc_f(&tc, nqkv);
     float *dout = tc_f(&tc, nout);
@@ -762,14 +797,14 @@ static void test_attention(const mae_backend *be, int B, int T, int C, int NH, s
     ref_attention_forward(c.out, ra, c.qkv, B, T, C, NH);
     double *g = tc_d(&tc, nqkv);
     ref_attention_backward(g, c.R, c.qkv, B, T, C, NH);
-    /* dqkv is overwritten: the buffer starts with garbage, and the result is compared as is
-     * (g0 = 0 below) */
+    /* dqkv is overwritten: the buffer starts with the NaN poison, and the result is compared
+     * as is (g0 = 0 below) */
     float *g0 = tc_f(&tc, nqkv);
     memset(g0, 0, sizeof(float) * nqkv);
-    float *d_dqkv = tc_out(&tc, make_g0(&tc, g, nqkv), nqkv);
-    float *d_datt = tc_out(&tc, NULL, nst);
+    float *d_dqkv = tc_poison(&tc, "dqkv", nqkv);
+    float *d_datt = tc_poison(&tc, NULL, nst);
     float *d_qkv = tc_in(&tc, qkv, nqkv);
-    float *d_fo = tc_out(&tc, NULL, nout), *d_fa = tc_out(&tc, NULL, nst);
+    float *d_fo = tc_poison(&tc, "forward out", nout), *d_fa = tc_poison(&tc, "forward att", nst);
     be->attention_forward(d_fo, d_fa, d_qkv, B, T, C, NH, MAE_PREC_FP32);
     be->attention_backward(d_dqkv, d_datt, tc_in(&tc, dout, nout), d_qkv, d_fa, d_fo, B, T, C,
                            NH, MAE_PREC_FP32);
@@ -849,7 +884,7 @@ static void test_im2patch(const mae_backend *be, int B, int C, int H, int W, int
     }
     double *ref = tc_d(&tc, ncol);
     ref_im2patch(ref, tc_dcopy(&tc, img, nimg), ids, B, C, H, W, p, K);
-    float *d_c = tc_out(&tc, NULL, ncol);
+    float *d_c = tc_poison(&tc, "cols", ncol);
     be->im2patch(d_c, tc_in(&tc, img, nimg), ids ? tc_in_ids(&tc, ids, (size_t)B * K) : NULL, B,
                  C, H, W, p, K);
     tc_check_exact(&tc, "cols", tc_get(&tc, d_c, ncol), ref, ncol);
@@ -867,7 +902,7 @@ static void test_patchify(const mae_backend *be, int B, int C, int H, int W, int
     fill_uniform(img, nimg, -1, 1);
     double *ref = tc_d(&tc, nt);
     ref_patchify(ref, tc_dcopy(&tc, img, nimg), B, C, H, W, p);
-    float *d_t = tc_out(&tc, NULL, nt);
+    float *d_t = tc_poison(&tc, "target", nt);
     be->patchify(d_t, tc_in(&tc, img, nimg), B, C, H, W, p);
     tc_check_exact(&tc, "target", tc_get(&tc, d_t, nt), ref, nt);
     tc_end(&tc);
@@ -903,7 +938,7 @@ static void test_embed_tokens(const mae_backend *be, int B, int L, int K, int D)
     double *ref = tc_d(&tc, nx);
     ref_embed_tokens(ref, tc_dcopy(&tc, emb, nemb), tc_dcopy(&tc, cls, D),
                      tc_dcopy(&tc, pos, npos), ids, B, L, K, D);
-    float *d_x = tc_out(&tc, NULL, nx);
+    float *d_x = tc_poison(&tc, "x", nx);
     be->embed_tokens(d_x, tc_in(&tc, emb, nemb), tc_in(&tc, cls, D), tc_in(&tc, pos, npos),
                      tc_in_ids(&tc, ids, (size_t)B * K), B, L, K, D);
     tc_check_exact(&tc, "x", tc_get(&tc, d_x, nx), ref, nx);
@@ -962,7 +997,7 @@ static void test_unshuffle(const mae_backend *be, int B, int L, int K, int D) {
     double *ref = tc_d(&tc, ny);
     ref_unshuffle(ref, tc_dcopy(&tc, xd, nxd), tc_dcopy(&tc, mt, D), tc_dcopy(&tc, pos, npos),
                   ids, B, L, K, D);
-    float *d_y = tc_out(&tc, NULL, ny);
+    float *d_y = tc_poison(&tc, "y", ny);
     be->unshuffle(d_y, tc_in(&tc, xd, nxd), tc_in(&tc, mt, D), tc_in(&tc, pos, npos),
                   tc_in_ids(&tc, ids, (size_t)B * L), B, L, K, D);
     tc_check_exact(&tc, "y", tc_get(&tc, d_y, ny), ref, ny);
@@ -1284,16 +1319,24 @@ int run_op_tests(const mae_backend *be) {
 }
 
 int main(int argc, char **argv) {
-    int fails = run_op_tests(mae_backend_cpu());
+    int fails = run_op_tests(mae_backend_cpu()), skipped = 0;
     for (int i = 1; i < argc; i++) {
-        const mae_backend *be = mae_backend_get(argv[i]);
+        char why[512];
+        int skip;
+        const mae_backend *be = test_backend_find(argv[i], &skip, why, sizeof why);
         if (!be) {
-            fprintf(stderr, "test_ops: backend '%s' not available\n", argv[i]);
-            fails++;
+            if (skip) {
+                printf("SKIP: backend '%s': %s\n", argv[i], why);
+                skipped++;
+            } else {
+                printf("FAIL: backend '%s' not available: %s\n", argv[i], why);
+                fails++;
+                g_nfail++;
+            }
             continue;
         }
         fails += run_op_tests(be);
     }
-    printf("test_ops: %d passed, %d failed\n", g_npass, g_nfail);
-    return fails ? 1 : 0;
+    printf("test_ops: %d passed, %d failed, %d backend(s) skipped\n", g_npass, g_nfail, skipped);
+    return test_exit_status(fails, skipped);
 }
