@@ -16,6 +16,7 @@
 # ours.jsonl, gpu_peer.json + gpu_peer_lines.jsonl, gpu_embed_peer.json, steplogs.tar.gz.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export MAE_TEST_REQUIRE_DEVICE=1 # here a test that skips for want of a GPU is a failure
 OUT=${OUT:-/tmp/gpu_check_out}
 mkdir -p "$OUT"
 W=/tmp/gpucheck                      # per-step logs and JSON (tarred into OUT at the end)
@@ -137,6 +138,14 @@ if [[ -x .dev/bin/test_cuda_model ]]; then
     tail -n 3 "$W/test_cuda_model.log" | tee -a "$SUM"
 fi
 
+# the bf16 contract (both ways of feeding cuBLAS bf16), and the batched-GEMM attention
+step test_bf16_ops 60 "${OURS[@]}" .dev/bin/test_bf16_ops cuda
+tail -n 1 "$W/test_bf16_ops.log" | tee -a "$SUM"
+step test_bf16_convert 60 "${OURS[@]}" MAE_CUDA_BF16=convert .dev/bin/test_bf16_ops cuda
+tail -n 1 "$W/test_bf16_convert.log" | tee -a "$SUM"
+step test_ops_cublas_att 90 "${OURS[@]}" MAE_CUDA_ATTENTION=cublas .dev/bin/test_ops cuda
+grep -E '^== backend|test_ops:' "$W/test_ops_cublas_att.log" | tee -a "$SUM"
+
 # ---- d. the torch bf16 matmul peak (8192^3, 10 timed reps after 3 warmup) -> PEAK
 step torch_peak 60 python3 -c "
 import torch, time
@@ -154,7 +163,12 @@ PEAKARG=()
 # ---- e. our bench (device cuda): tag, timeout, flags
 bench() {
     local tag=$1 t=$2; shift 2
-    step "bench_$tag" "$t" "${OURS[@]}" .dev/bin/mae bench --device cuda "${PEAKARG[@]}" \
+    local envs=() args=()
+    while (($#)); do
+        if [[ $1 == --env ]]; then envs+=("$2"); shift 2; else args+=("$1"); shift; fi
+    done
+    set -- "${args[@]}"
+    step "bench_$tag" "$t" "${OURS[@]}" "${envs[@]}" .dev/bin/mae bench --device cuda "${PEAKARG[@]}" \
         --json "$W/ours_$tag.json" "$@"
     local rc=$?
     grep -E '^(bench|throughput|memory|copies|loss):' "$W/bench_$tag.log" | tee -a "$SUM"
@@ -164,18 +178,23 @@ bench() {
     return $rc
 }
 bench base_bf16 90 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 3 --steps 20
+bench base_bf16_cublas_att 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 2 --steps 10 --env MAE_CUDA_ATTENTION=cublas
+bench base_bf16_convert 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 2 --steps 10 --env MAE_CUDA_BF16=convert
+bench base_bf16_phases 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 2 --steps 5 --env MAE_SYNC_PHASES=1
 bench large_bf16 90 --model mae_vit_large_patch16 --batch_size 128 --precision bf16 --warmup 3 --steps 20
 bench infer_bf16 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --mode infer --warmup 3 --steps 20
 
-# ---- f. the peers: MAE pretraining (timm + HF, eager, TF32, compiled); encoder inference
+# ---- f. the peers (GPU_CHECK_PEERS=0 skips them): MAE pretraining (timm + HF, eager, TF32, compiled); encoder inference
 peer() {
     local name=$1 t=$2; shift 2
     step "$name" "$t" env PYTHONUNBUFFERED=1 OUT="$OUT" "$@"
     grep '^{' "$W/$name.log" | tee -a "$SUM"
 }
-peer peer_mae 240 python3 .dev/peers/torch_mae_gpu.py
-grep '^{' "$W/peer_mae.log" >"$OUT/gpu_peer_lines.jsonl"
-peer peer_embed 150 python3 bench/torch_embed_gpu.py --batch 256 --steps 20
+if [[ ${GPU_CHECK_PEERS:-1} == 1 ]]; then
+    peer peer_mae 240 python3 .dev/peers/torch_mae_gpu.py
+    grep '^{' "$W/peer_mae.log" >"$OUT/gpu_peer_lines.jsonl"
+    peer peer_embed 150 python3 bench/torch_embed_gpu.py --batch 256 --steps 20
+fi
 table "after the benches"
 
 # ---- extra: ours in fp32 against the peer's TF32 row (after the main table: least important)
@@ -190,9 +209,12 @@ done
 # ---- b. compute-sanitizer on a small case: memcheck, racecheck (0 errors expected)
 if [[ -n "$SAN" ]]; then
     SMALL=(.dev/bin/mae bench --device cuda --model tiny-32 --batch_size 4 --warmup 1 --steps 1)
+    # the bf16 step runs the tensor-core attention (shared memory: racecheck matters there)
     for tool in memcheck racecheck; do
-        step "san_$tool" 60 "${OURS[@]}" "$SAN" --tool "$tool" --error-exitcode 99 "${SMALL[@]}"
-        grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY' "$W/san_$tool.log" | tee -a "$SUM"
+        for p in fp32 bf16; do
+            step "san_${tool}_$p" 60 "${OURS[@]}" "$SAN" --tool "$tool" --error-exitcode 99 "${SMALL[@]}" --precision "$p"
+            grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY' "$W/san_${tool}_$p.log" | tee -a "$SUM"
+        done
     done
     SMALLI=(.dev/bin/mae bench --device cuda --model tiny-32 --batch_size 4 --warmup 0 --steps 1 --mode infer --precision bf16)
     step san_memcheck_infer 45 "${OURS[@]}" "$SAN" --tool memcheck --error-exitcode 99 "${SMALLI[@]}"

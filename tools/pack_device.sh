@@ -31,11 +31,7 @@ bd=build-dev
 
 echo "== configure + build ($bd: Release, MAE_CUDA=ON, -march=$march)"
 cmake -B "$bd" -S . -DCMAKE_BUILD_TYPE=Release -DMAE_CUDA=ON -DMAE_MARCH="$march" >/dev/null
-targets=(mae_cli test_ops test_cls_ops kernel_bench)
-# a CUDA whole-model test, when the CUDA work adds one
-if cmake --build "$bd" --target help 2>/dev/null | grep -q '\btest_cuda_model\b'; then
-    targets+=(test_cuda_model)
-fi
+targets=(mae_cli test_ops test_cls_ops test_bf16_ops test_cuda_model kernel_bench)
 cmake --build "$bd" -j"$jobs" --target "${targets[@]}"
 
 echo "== .dev/bin"
@@ -43,7 +39,7 @@ rm -rf .dev
 mkdir -p .dev/bin .dev/peers .dev/lib .dev/lib-fallback
 cp "$bd/mae" "$bd/kernel_bench" .dev/bin/
 cp "$bd/tests/test_ops" "$bd/tests/test_cls_ops" .dev/bin/
-[[ -x "$bd/tests/test_cuda_model" ]] && cp "$bd/tests/test_cuda_model" .dev/bin/
+cp "$bd/tests/test_cuda_model" "$bd/tests/test_bf16_ops" .dev/bin/
 ls -l .dev/bin
 
 echo "== shared libraries"

@@ -402,6 +402,15 @@ int cmd_bench(int argc, char **argv) {
                res.h2d_ms, npix * 4.0 / 1e6);
         if (infer) printf(", latent download %.2f ms (%.1f MB)", res.d2h_ms, nlat * 4.0 / 1e6);
         printf("\n");
+        if (getenv("MAE_SYNC_PHASES")) { /* the model waited for the device at each boundary */
+            double ph[MAE_NUM_PHASES];
+            mae_phase_seconds(m, ph);
+            printf("phases (ms/step, device synced at each boundary):");
+            for (int k = 0; k < MAE_NUM_PHASES; k++)
+                if (!infer || k == MAE_PHASE_ENCODER)
+                    printf(" %s %.2f", mae_phase_name(k), 1e3 * ph[k] / steps);
+            printf("\n");
+        }
     } else {
         /* a training step ~ 3x the forward matmul FLOPs; inference is the encoder forward */
         double flops = infer ? cli_encoder_flops(&cfg) : 3.0 * cli_forward_flops(&cfg, K);
