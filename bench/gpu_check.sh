@@ -141,10 +141,15 @@ fi
 # the bf16 contract (both ways of feeding cuBLAS bf16), and the batched-GEMM attention
 step test_bf16_ops 60 "${OURS[@]}" .dev/bin/test_bf16_ops cuda
 tail -n 1 "$W/test_bf16_ops.log" | tee -a "$SUM"
-step test_bf16_convert 60 "${OURS[@]}" MAE_CUDA_BF16=convert .dev/bin/test_bf16_ops cuda
-tail -n 1 "$W/test_bf16_convert.log" | tee -a "$SUM"
-step test_ops_cublas_att 90 "${OURS[@]}" MAE_CUDA_ATTENTION=cublas .dev/bin/test_ops cuda
-grep -E '^== backend|test_ops:' "$W/test_ops_cublas_att.log" | tee -a "$SUM"
+# (MAE_CUDA_BF16=fast is expected to fail the rounded checks: cuBLAS's FAST_16BF is not bf16)
+step test_bf16_fast 60 "${OURS[@]}" MAE_CUDA_BF16=fast .dev/bin/test_bf16_ops cuda
+tail -n 1 "$W/test_bf16_fast.log" | tee -a "$SUM"
+step test_ops_flash_att 90 "${OURS[@]}" MAE_CUDA_ATTENTION=flash .dev/bin/test_ops cuda
+grep -E '^== backend|test_ops:' "$W/test_ops_flash_att.log" | tee -a "$SUM"
+step test_bf16_flash_att 60 "${OURS[@]}" MAE_CUDA_ATTENTION=flash .dev/bin/test_bf16_ops cuda
+tail -n 1 "$W/test_bf16_flash_att.log" | tee -a "$SUM"
+step test_cuda_model_flash 90 "${OURS[@]}" MAE_CUDA_ATTENTION=flash .dev/bin/test_cuda_model
+tail -n 1 "$W/test_cuda_model_flash.log" | tee -a "$SUM"
 
 # ---- d. the torch bf16 matmul peak (8192^3, 10 timed reps after 3 warmup) -> PEAK
 step torch_peak 60 python3 -c "
@@ -178,9 +183,10 @@ bench() {
     return $rc
 }
 bench base_bf16 90 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 3 --steps 20
-bench base_bf16_cublas_att 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 2 --steps 10 --env MAE_CUDA_ATTENTION=cublas
-bench base_bf16_convert 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 2 --steps 10 --env MAE_CUDA_BF16=convert
+bench base_bf16_flash_att 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 2 --steps 10 --env MAE_CUDA_ATTENTION=flash
 bench base_bf16_phases 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 2 --steps 5 --env MAE_SYNC_PHASES=1
+bench base_bf16_profile 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --warmup 1 --steps 3 --env MAE_CUDA_PROFILE=1
+sed -n '/^MAE_CUDA_PROFILE/,/^  all/p' "$W/bench_base_bf16_profile.log" | tee -a "$SUM"
 bench large_bf16 90 --model mae_vit_large_patch16 --batch_size 128 --precision bf16 --warmup 3 --steps 20
 bench infer_bf16 60 --model mae_vit_base_patch16 --batch_size 256 --precision bf16 --mode infer --warmup 3 --steps 20
 

@@ -201,7 +201,7 @@ extern "C" const mae_backend *mae_backend_cuda(char *why, size_t n) {
                     CUBLAS_CHECK(cublasSetWorkspace(g_cublas, ws, CU_CUBLAS_WS));
                     CUBLAS_CHECK(cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
                     const char *mode = getenv("MAE_CUDA_BF16");
-                    g_bf16_convert = mode && strcmp(mode, "convert") == 0;
+                    g_bf16_convert = !(mode && strcmp(mode, "fast") == 0);
                     state = 1;
                 }
             }
@@ -211,5 +211,10 @@ extern "C" const mae_backend *mae_backend_cuda(char *why, size_t n) {
         if (why && n) snprintf(why, n, "%s", reason);
         return NULL;
     }
-    return &g_cuda;
+    static const mae_backend *table;
+    if (!table) {
+        const char *prof = getenv("MAE_CUDA_PROFILE");
+        table = prof && strcmp(prof, "1") == 0 ? cu_profiled(&g_cuda) : &g_cuda;
+    }
+    return table;
 }

@@ -14,7 +14,7 @@ int cu_has_precision(int prec) { return prec == MAE_PREC_FP32 || prec == MAE_PRE
 
 #include <cuda_bf16.h>
 
-int g_bf16_convert = 0;
+int g_bf16_convert = 1;
 
 __global__ void k_to_bf16(__nv_bfloat16 *out, const float *in, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
