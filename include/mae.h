@@ -85,7 +85,7 @@ int mae_model_max_batch(const mae_model *m);
  * blocks and norm; decoder: through decoder_pred; loss: the target and the loss; backward: the
  * whole backward pass; optimizer: AdamW and zeroing the gradients (mae_trainer_step). */
 enum { MAE_PHASE_ENCODER, MAE_PHASE_DECODER, MAE_PHASE_LOSS, MAE_PHASE_BACKWARD,
-       MAE_PHASE_OPTIMIZER, MAE_NUM_PHASES };
+       MAE_PHASE_OPTIMIZER, MAE_PHASE_GRAD_SYNC, MAE_NUM_PHASES };
 void mae_phase_seconds(const mae_model *m, double out[MAE_NUM_PHASES]);
 void mae_phase_reset(mae_model *m);
 const char *mae_phase_name(int phase); /* "encoder", ..., "optimizer" */
@@ -270,6 +270,23 @@ int mae_trainer_step(mae_trainer *t, const float *imgs, const float *noise, int 
  * the global gradient norm; AdamW or LARS (tc->optimizer). */
 int mae_trainer_step_cls(mae_trainer *t, const float *imgs, const float *targets, int B,
                          double epoch_float, uint64_t key, float *loss, mae_error *err);
+/* Data parallelism (src/dist implements it over MPI and NCCL; any other engine can too): the
+ * trainer hands each update's gradients to a sync that sums them over `world` processes, then
+ * divides by world, before clipping and the optimizer.
+ * ready (may be NULL): called during the backward of an update's last micro-batch each time
+ * the gradients grads[off, n) have become final; they become final from the end of the buffer
+ * backwards (the tensor table's order is the reverse of the backward's), so off only falls.
+ * A sync may start summing them there, overlapping the rest of the backward.
+ * finish: called once the backward is done; it must leave the sum over all processes of
+ * grads[0, n) in grads. grads is the backend's buffer (device memory on cuda).
+ * A world of 1 with no sync is the default. */
+typedef struct mae_grad_sync {
+    int world;
+    void *ctx;
+    void (*ready)(void *ctx, float *grads, size_t off, size_t n);
+    int (*finish)(void *ctx, float *grads, size_t n, mae_error *err);
+} mae_grad_sync;
+int mae_trainer_set_grad_sync(mae_trainer *t, const mae_grad_sync *s, mae_error *err);
 double mae_trainer_lr(const mae_trainer *t);
 int64_t mae_trainer_num_updates(const mae_trainer *t);
 int64_t mae_trainer_num_micro(const mae_trainer *t);

@@ -177,25 +177,32 @@ extern "C" const mae_backend *mae_backend_cuda(char *why, size_t n) {
             cudaGetLastError();
             state = -1;
         } else {
+            /* one process per GPU under an MPI launcher: local rank i takes device i (mod the
+             * count; CUDA_VISIBLE_DEVICES narrows the set) */
+            const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+            if (!lr) lr = getenv("SLURM_LOCALID");
+            if (!lr) lr = getenv("MPI_LOCALRANKID");
+            int dev = lr ? atoi(lr) % count : 0;
+            if (dev < 0) dev = 0;
             cudaDeviceProp prop;
-            CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+            CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
             if (prop.major < 9) {
                 snprintf(reason, sizeof reason,
-                         "CUDA device 0 (%.100s) is sm_%d%d; this build has code for sm_90 and newer "
-                         "(reconfigure with -DCMAKE_CUDA_ARCHITECTURES=%d%d)",
-                         prop.name, prop.major, prop.minor, prop.major, prop.minor);
+                         "CUDA device %d (%.100s) is sm_%d%d; this build has code for sm_90 and "
+                         "newer (reconfigure with -DCMAKE_CUDA_ARCHITECTURES=%d%d)",
+                         dev, prop.name, prop.major, prop.minor, prop.major, prop.minor);
                 state = -1;
-            } else if (cudaSetDevice(0) != cudaSuccess ||
+            } else if (cudaSetDevice(dev) != cudaSuccess ||
                        cublasCreate(&g_cublas) != CUBLAS_STATUS_SUCCESS) {
-                snprintf(reason, sizeof reason, "CUDA device 0 (%.100s) could not be initialised",
-                         prop.name);
+                snprintf(reason, sizeof reason, "CUDA device %d (%.100s) could not be initialised",
+                         dev, prop.name);
                 cudaGetLastError();
                 state = -1;
             } else {
                 void *ws = cu_alloc(CU_CUBLAS_WS);
                 if (!ws) {
-                    snprintf(reason, sizeof reason, "CUDA device 0 (%.100s): out of memory at start",
-                             prop.name);
+                    snprintf(reason, sizeof reason, "CUDA device %d (%.100s): out of memory at start",
+                             dev, prop.name);
                     state = -1;
                 } else {
                     CUBLAS_CHECK(cublasSetWorkspace(g_cublas, ws, CU_CUBLAS_WS));

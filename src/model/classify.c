@@ -139,5 +139,6 @@ void mae_cls_backward(mae_model *m, float loss_scale) {
         be->matmul_backward(NULL, m->g.patch_w, m->g.patch_b, dembk, m->colsk, m->w.patch_w,
                             B * L, Cpp, D, m->prec);
     }
+    mae_grads_final_from(m, 0);
     m->phase_s[MAE_PHASE_BACKWARD] += mae_phase_clock(m) - t0;
 }

@@ -89,7 +89,16 @@ struct mae_model {
     /* MAE_SYNC_PHASES set: wait for the device at each phase boundary, so that the phase
      * times (mae_phase_seconds) of an asynchronous backend are the phases' own */
     int sync_phases;
+    /* data parallelism (mae_grad_sync.ready): set by the trainer for the backward of an update's
+     * last micro-batch; called with the start of the gradients that are final so far */
+    void (*grad_ready)(void *ctx, float *grads, size_t off, size_t n);
+    void *grad_ready_ctx;
 };
+
+/* the gradients from offset off to the end are final (mae_grad_sync.ready) */
+static inline void mae_grads_final_from(mae_model *m, size_t off) {
+    if (m->grad_ready) m->grad_ready(m->grad_ready_ctx, m->grads, off, m->nparams);
+}
 
 /* the clock for phase times: after the device's queue has drained when sync_phases */
 static inline double mae_phase_clock(const mae_model *m) {

@@ -90,6 +90,9 @@ void mae_stack_backward(mae_model *m, mae_stack *s, int B, int T) {
         be->matmul_backward(dC, g->qkv_w, g->qkv_b, dA, ln1, w->qkv_w, BT, C, 3 * C, m->prec);
         be->layernorm_backward(G, g->ln1_w, g->ln1_b, dC, res, w->ln1_w,
                                LAYER(s->ln1_mean, l, sN), LAYER(s->ln1_rstd, l, sN), BT, C);
+        /* block l was the last user of its weights: its gradients, and everything after it in
+         * the table, are final */
+        mae_grads_final_from(m, (size_t)(g->ln1_w - m->grads));
     }
 }
 
@@ -163,7 +166,7 @@ void mae_phase_reset(mae_model *m) { memset(m->phase_s, 0, sizeof m->phase_s); }
 
 const char *mae_phase_name(int phase) {
     static const char *const names[MAE_NUM_PHASES] = {"encoder", "decoder", "loss", "backward",
-                                                      "optimizer"};
+                                                      "optimizer", "grad_sync"};
     return phase >= 0 && phase < MAE_NUM_PHASES ? names[phase] : "?";
 }
 
@@ -259,6 +262,7 @@ void mae_backward(mae_model *m, float loss_scale) {
     be->embed_tokens_backward(dembk, m->g.cls_token, m->enc.G, B, K, D);
     be->matmul_backward(NULL, m->g.patch_w, m->g.patch_b, dembk, m->colsk, m->w.patch_w, B * K,
                         Cpp, D, m->prec);
+    mae_grads_final_from(m, 0);
     m->phase_s[MAE_PHASE_BACKWARD] += mae_phase_clock(m) - t0;
 }
 

@@ -16,7 +16,16 @@ struct mae_trainer {
     int64_t step;  /* optimizer updates done */
     int64_t micro; /* micro-batches done */
     double lr;
+    mae_grad_sync sync; /* world 1, no hooks: one process */
 };
+
+int mae_trainer_set_grad_sync(mae_trainer *t, const mae_grad_sync *s, mae_error *err) {
+    if (!s || s->world < 1 || (s->world > 1 && !s->finish))
+        return mae_errf(err, "mae_trainer_set_grad_sync: a world of %d needs a finish function",
+                        s ? s->world : 0);
+    t->sync = *s;
+    return MAE_OK;
+}
 
 void mae_train_config_default(mae_train_config *tc) {
     /* main_pretrain.py defaults */
@@ -131,6 +140,9 @@ static void adamw_step(mae_trainer *t) {
     mae_model *m = t->m;
     const mae_train_config *tc = &t->tc;
     t->step++;
+    if (t->sync.world > 1) { /* the mean over processes (DistributedDataParallel) */
+        m->be->scale_inplace(m->grads, 1.0f / (float)t->sync.world, m->nparams);
+    }
     if (tc->clip_grad > 0) { /* torch clip_grad_norm_ over all gradients */
         double norm = sqrt(m->be->sumsq(m->grads, m->nparams));
         double coef = tc->clip_grad / (norm + 1e-6);
@@ -163,11 +175,23 @@ static int trainer_step(mae_trainer *t, const float *imgs, const float *noise,
                  (long long)t->step, (long long)t->micro);
         return MAE_ERR_NONFINITE;
     }
+    int last = (t->micro + 1) % accum == 0; /* this micro-batch completes an update */
+    if (last && t->sync.world > 1 && t->sync.ready) {
+        t->m->grad_ready = t->sync.ready;
+        t->m->grad_ready_ctx = t->sync.ctx;
+    }
     if (cls)
         mae_cls_backward(t->m, 1.0f / accum);
     else
         mae_backward(t->m, 1.0f / accum);
+    t->m->grad_ready = NULL;
     t->micro++;
+    if (last && t->sync.world > 1) {
+        double t0 = mae_phase_clock(t->m);
+        if (t->sync.finish(t->sync.ctx, t->m->grads, t->m->nparams, err) != MAE_OK)
+            return MAE_ERR;
+        t->m->phase_s[MAE_PHASE_GRAD_SYNC] += mae_phase_clock(t->m) - t0;
+    }
     if (t->micro % accum == 0) {
         double t0 = mae_phase_clock(t->m);
         adamw_step(t); /* also zeroes the gradients */
