@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 
 static void usage(void) {
     printf("mae %s - Masked Autoencoders in C\n\n"
@@ -21,6 +22,8 @@ static void usage(void) {
            MAE_VERSION_STRING);
 }
 
+static int run_command(int argc, char **argv);
+
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         if (argc < 2) {
@@ -33,6 +36,24 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "--version")) {
         printf("mae %s\n", MAE_VERSION_STRING);
         return 0;
+    }
+    /* under mpirun/srun: join the job (a world of 1, and no MPI at all, otherwise) */
+    mae_error derr = {{0}};
+    if (mae_dist_init(&argc, &argv, &derr) != MAE_OK) {
+        fprintf(stderr, "mae: %s\n", derr.msg);
+        return 2;
+    }
+    int rc = run_command(argc, argv);
+    mae_dist_finalize();
+    return rc;
+}
+
+static int run_command(int argc, char **argv) {
+    if (mae_dist_world() > 1 && strcmp(argv[1], "pretrain") != 0) {
+        if (mae_dist_rank() == 0)
+            fprintf(stderr, "mae %s: runs in one process; this job has %d (mpirun -np 1, or "
+                            "run it without mpirun)\n", argv[1], mae_dist_world());
+        return 2;
     }
     if (!strcmp(argv[1], "pretrain")) return cmd_pretrain(argc, argv);
     if (!strcmp(argv[1], "reconstruct")) return cmd_reconstruct(argc, argv);

@@ -10,6 +10,7 @@
 #include "common.h"
 #include "io/checkpoint.h"
 #include "io/visualize.h"
+#include "dist/dist.h"
 #include "pretrain.h"
 #include "rng.h"
 
@@ -45,7 +46,8 @@ static int parse(pretrain_opts *o, arg_spec *s, int argc, char **argv, mae_error
          "data loader threads (decode + augment, overlapping compute; 0 = in the training thread)", 0},
         {"pin_mem", ARG_FLAG, &o->pin_mem, "accepted for compatibility (no effect on cpu)", 0},
         {"no_pin_mem", ARG_FLAG, &o->no_pin_mem, "accepted for compatibility (no effect on cpu)", 0},
-        {"world_size", ARG_INT, &tc->world_size, "number of processes (1 in this build)", 0},
+        {"world_size", ARG_INT, &tc->world_size,
+         "number of processes; it is the job's (mpirun -np N, srun), so this only checks it", 0},
         {"local_rank", ARG_INT, &o->local_rank, "accepted for compatibility", 0},
         {"dist_on_itp", ARG_FLAG, &o->dist_on_itp, "accepted for compatibility", 0},
         {"dist_url", ARG_STR, &o->dist_url, "accepted for compatibility", 0},
@@ -78,8 +80,6 @@ static int check_opts(const pretrain_opts *o, mae_error *err) {
     if (o->recon_images < 0 || o->recon_images > 64) return mae_errf(err, "--recon_images must be in [0, 64]");
     if (o->recon_scale < 1 || o->recon_scale > 32) return mae_errf(err, "--recon_scale must be in [1, 32]");
     if (o->threads < 0) return mae_errf(err, "--threads must be >= 0");
-    if (o->tc.world_size != 1)
-        return mae_errf(err, "--world_size %d: this build trains in one process (1)", o->tc.world_size);
     if (cli_check_device(o->device, err) != MAE_OK) return MAE_ERR;
     /* a typo fails before the data is read; whether this machine can run it is
      * mae_model_set_precision's answer once the model exists */
@@ -179,6 +179,23 @@ static int resume_from(pretrain_run *r, const char *path, mae_error *err) {
     if (strcmp(ep, "") != 0 && (atoi(ep) != epoch || atoll(stp) != step))
         return mae_errf(err, "--resume: %s is from epoch %s step %s but %s is from epoch %d step %lld",
                         path, ep, stp, st, epoch, (long long)step);
+    /* mid-epoch, saved by a job of another size (ranks x batch): the same point in the epoch's
+     * order, counted in samples, if it falls on a step boundary of this job */
+    char smp[64] = "";
+    if (step > 0 && mae_file_meta(path, "resume_samples", smp, sizeof smp, err) != MAE_OK)
+        return MAE_ERR;
+    if (step > 0 && smp[0]) {
+        long long samples = atoll(smp), per = (long long)r->o->tc.batch_size * r->world;
+        if (samples != step * per) {
+            if (samples % per != 0)
+                return mae_errf(err, "--resume: %s stopped %lld samples into epoch %d, which is "
+                                     "not a whole number of this job's steps (%d ranks x "
+                                     "batch_size %d); resume from an end-of-epoch checkpoint, "
+                                     "or with a world size and batch size that divide it",
+                                path, samples, epoch, r->world, r->o->tc.batch_size);
+            step = samples / per;
+        }
+    }
     if (step > mae_loader_steps(r->loader))
         return mae_errf(err, "--resume: %s stopped at step %lld of epoch %d, but an epoch of this "
                              "data has only %lld steps (different data or --batch_size?)",
@@ -260,10 +277,15 @@ int cmd_pretrain(int argc, char **argv) {
     }
     mae_config cfg;
     const char *model_name = o.mf.model;
+    if (rc == MAE_OK && args_find(s, NS, "world_size")->seen && o.tc.world_size != mae_dist_world())
+        rc = mae_errf(&err, "--world_size %d, but this job has %d process%s (the launcher's: "
+                            "mpirun -np N or srun)", o.tc.world_size, mae_dist_world(),
+                      mae_dist_world() == 1 ? "" : "es");
+    o.tc.world_size = mae_dist_world(); /* the effective batch and lr rule count every rank */
     if (rc == MAE_OK) rc = check_opts(&o, &err);
     if (rc == MAE_OK) rc = model_config(&o, s, &cfg, &model_name, &err);
     if (rc != MAE_OK) {
-        fprintf(stderr, "mae pretrain: %s\n", err.msg);
+        if (mae_dist_rank() == 0) fprintf(stderr, "mae pretrain: %s\n", err.msg);
         return 2;
     }
     /* the model flags now show the values in use (for the config print) */
@@ -273,7 +295,8 @@ int cmd_pretrain(int argc, char **argv) {
     o.mf.decoder_num_heads = cfg.decoder_num_heads, o.mf.mlp_ratio = cfg.mlp_ratio;
     o.mf.mask_ratio = cfg.mask_ratio, o.mf.norm_pix_loss = cfg.norm_pix_loss;
     if (o.threads > 0) mae_set_num_threads(o.threads);
-    pretrain_run r = {.o = &o, .start_epoch = o.start_epoch};
+    pretrain_run r = {.o = &o, .start_epoch = o.start_epoch, .rank = mae_dist_rank(),
+                      .world = mae_dist_world()};
     int code = 1;
     if (!(r.ds = open_data(&o, &cfg, 1, 1, &err))) goto fail;
     if (o.num_samples > 0) mae_dataset_limit(r.ds, o.num_samples);
@@ -282,6 +305,8 @@ int cmd_pretrain(int argc, char **argv) {
     lc.num_workers = o.num_workers;
     lc.seed = o.tc.seed;
     lc.strict = o.strict;
+    lc.rank = r.rank; /* a disjoint shard of each epoch's order (DistributedSampler) */
+    lc.world_size = r.world;
     if (!(r.loader = mae_loader_create(r.ds, &lc, &err))) goto fail;
     if (mae_loader_check_first(r.loader, &err) != MAE_OK) goto fail;
     if (!(r.m = mae_model_create(&cfg, o.tc.batch_size, o.device, &err))) goto fail;
@@ -292,6 +317,12 @@ int cmd_pretrain(int argc, char **argv) {
     }
     mae_model_init(r.m, o.tc.seed);
     if (!(r.t = mae_trainer_create(r.m, &o.tc, &err))) goto fail;
+    {
+        mae_grad_sync gs;
+        if (mae_dist_grad_sync(&gs, o.device, &err) != MAE_OK ||
+            mae_trainer_set_grad_sync(r.t, &gs, &err) != MAE_OK)
+            goto fail;
+    }
     if (o.resume && resume_from(&r, o.resume, &err) != MAE_OK) goto fail;
     if (r.start_epoch >= o.tc.epochs) {
         fprintf(stderr, "mae pretrain: %s already finished epoch %d of --epochs %d; nothing to "
@@ -300,13 +331,20 @@ int cmd_pretrain(int argc, char **argv) {
         code = 0;
         goto done;
     }
-    if (open_logs(&r, &err) != MAE_OK) goto fail;
-    print_config(&o, s, NS, model_name, r.m, &r);
+    if (r.rank == 0) {
+        if (open_logs(&r, &err) != MAE_OK) goto fail;
+        print_config(&o, s, NS, model_name, r.m, &r);
+        if (r.world > 1)
+            printf("data parallel: %d processes (MPI), %s gradients, effective batch %d\n",
+                   r.world, strcmp(o.device, "cuda") == 0 ? "NCCL" : "MPI",
+                   o.tc.batch_size * o.tc.accum_iter * r.world);
+    }
     rc = pretrain_loop(&r, &err);
     if (rc == PRETRAIN_INTERRUPTED) {
         code = PRETRAIN_INTERRUPTED;
         goto done;
     }
+    if (rc == MAE_ERR_NONFINITE && r.world > 1) goto fail;
     if (rc == MAE_ERR_NONFINITE) {
         char last[4096];
         snprintf(last, sizeof last, "%s/checkpoint-last.safetensors", o.output_dir);
@@ -319,10 +357,15 @@ int cmd_pretrain(int argc, char **argv) {
         goto done;
     }
     if (rc != MAE_OK) goto fail;
-    if (o.recon_images > 0 && write_recon(&o, r.m, &err) != MAE_OK) goto fail;
+    if (r.rank == 0 && o.recon_images > 0 && write_recon(&o, r.m, &err) != MAE_OK) goto fail;
     code = 0;
     goto done;
 fail:
+    if (r.world > 1) { /* the other ranks would wait in the next all-reduce: end the job */
+        char msg[600];
+        snprintf(msg, sizeof msg, "mae pretrain: %s", err.msg);
+        mae_dist_abort(msg, 1);
+    }
     fprintf(stderr, "mae pretrain: %s\n", err.msg);
 done:
     if (r.log_epochs) fclose(r.log_epochs);

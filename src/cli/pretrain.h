@@ -30,6 +30,7 @@ typedef struct pretrain_run {
     FILE *log_steps;  /* log_dir/steps.jsonl: one JSON line per step */
     int start_epoch;
     int64_t start_step;
+    int rank, world; /* data parallelism (src/dist); rank 0 alone prints, logs and saves */
 } pretrain_run;
 
 /* Exit codes of the loop beyond 0 (done): */

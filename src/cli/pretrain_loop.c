@@ -4,16 +4,33 @@
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common.h"
 #include "io/checkpoint.h"
+#include "dist/dist.h"
 #include "pretrain.h"
 #include "rng.h"
 
 static volatile sig_atomic_t g_signal = 0;
+
+/* MAE_FAULT_INJECT=kill:RANK:STEP (a testing aid): rank RANK kills itself (SIGKILL, no clean-up)
+ * before step STEP of this run (counted from 0 across epochs), to check that the other ranks
+ * end the job and the last checkpoint stays intact. */
+static void fault_inject(const pretrain_run *r, int64_t step) {
+    const char *f = getenv("MAE_FAULT_INJECT");
+    int rank = -1;
+    long long at = -1;
+    if (f && sscanf(f, "kill:%d:%lld", &rank, &at) == 2 && rank == r->rank && at == step) {
+        fprintf(stderr, "mae [rank %d]: MAE_FAULT_INJECT: killing this rank at step %lld\n",
+                r->rank, at);
+        fflush(stderr);
+        raise(SIGKILL);
+    }
+}
 static struct timespec g_first; /* when g_signal was set */
 
 /* The first SIGINT/SIGTERM asks the loop to save and stop. The same signal often arrives twice
@@ -52,14 +69,19 @@ void pretrain_state_path(char *out, size_t cap, const char *weights) {
 
 int pretrain_save(const pretrain_run *r, const char *tag, int epoch, int64_t step,
                   mae_error *err) {
-    char w[4096], st[4200], done[32], ep[32], stp[32];
+    if (r->rank != 0) return MAE_OK; /* rank 0 alone writes; every rank holds the same weights */
+    char w[4096], st[4200], done[32], ep[32], stp[32], smp[32];
     snprintf(w, sizeof w, "%s/checkpoint-%s.safetensors", r->o->output_dir, tag);
     pretrain_state_path(st, sizeof st, w);
     snprintf(done, sizeof done, "%d", step ? epoch : epoch - 1);
     snprintf(ep, sizeof ep, "%d", epoch);
     snprintf(stp, sizeof stp, "%lld", (long long)step);
-    const char *meta[] = {"epoch", done, "resume_epoch", ep, "resume_step", stp};
-    if (mae_model_save_meta(r->m, w, meta, 3, err) != MAE_OK) return MAE_ERR;
+    /* the samples of the epoch consumed by all ranks: a resume with another world size or
+     * batch size continues from the same place */
+    snprintf(smp, sizeof smp, "%lld", (long long)step * r->o->tc.batch_size * r->world);
+    const char *meta[] = {"epoch", done, "resume_epoch", ep, "resume_step", stp,
+                          "resume_samples", smp};
+    if (mae_model_save_meta(r->m, w, meta, 4, err) != MAE_OK) return MAE_ERR;
     return mae_trainer_save_state(r->t, st, epoch, step, err);
 }
 
@@ -78,6 +100,7 @@ typedef struct progress {
 static void show(progress *p, const pretrain_run *r, int epoch, int64_t it, int64_t steps,
                  double loss, double now, double wait_total) {
     const pretrain_opts *o = r->o;
+    if (r->rank != 0) return;
     int last = it + 1 == steps;
     int line_due = (it + 1) % o->print_freq == 0 || last;
     if (p->tty ? (!last && now - p->t_draw < 0.1) : !line_due) return;
@@ -114,12 +137,14 @@ static void show(progress *p, const pretrain_run *r, int epoch, int64_t it, int6
 static int end_of_epoch(pretrain_run *r, int e, double loss_sum, int64_t nsteps, double secs,
                         mae_error *err) {
     const pretrain_opts *o = r->o;
+    if (r->log_epochs) {
     fprintf(r->log_epochs, "{\"train_lr\": %.9g, \"train_loss\": %.9g, \"epoch\": %d, "
                            "\"img_per_s\": %.2f, \"bad_files\": %lld}\n",
             mae_trainer_lr(r->t), loss_sum / (nsteps > 0 ? nsteps : 1), e,
-            secs > 0 ? (double)nsteps * o->tc.batch_size / secs : 0.0,
+            secs > 0 ? (double)nsteps * o->tc.batch_size * r->world / secs : 0.0,
             (long long)mae_loader_bad_files(r->loader));
     fflush(r->log_epochs);
+    }
     if (pretrain_save(r, "last", e + 1, 0, err) != MAE_OK) return MAE_ERR;
     if ((e + 1) % o->save_every == 0 || e + 1 == o->tc.epochs) {
         char tag[32];
@@ -162,47 +187,69 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
             }
             mae_make_noise(noise, b.B, L, noise_seed, b.sample_ids);
             float loss;
+            fault_inject(r, p.done);
             rc = mae_trainer_step(r->t, b.imgs, noise, b.B, (double)it / steps + e, &loss, err);
             if (rc != MAE_OK) break;
+            if (r->world > 1) { /* the logged loss is the mean over ranks (official
+                                 * all_reduce_mean), and a stop signal seen by any rank stops
+                                 * every rank at the same step */
+                double x[2] = {loss, g_signal ? 1.0 : 0.0};
+                if ((rc = mae_dist_sum_d(x, 2, err)) != MAE_OK) break;
+                loss = (float)(x[0] / r->world);
+                if (x[1] > 0 && !g_signal) g_signal = SIGTERM;
+            }
             sum += loss;
             nsteps++;
             p.done++;
-            p.win_imgs += b.B;
+            p.win_imgs += (int64_t)b.B * r->world; /* all ranks */
+            if (r->log_steps)
             fprintf(r->log_steps, "{\"epoch\":%d,\"step\":%lld,\"update\":%lld,\"loss\":%.9g,"
                                   "\"lr\":%.9g}\n", e, (long long)it,
                     (long long)mae_trainer_num_updates(r->t), (double)loss, mae_trainer_lr(r->t));
-            fflush(r->log_steps); /* for live plotting; a few microseconds per step */
+            if (r->log_steps) fflush(r->log_steps); /* for live plotting; a few us per step */
             show(&p, r, e, it, steps, loss, mae_clock(), mae_loader_wait_seconds(r->loader));
             /* on a signal: stop at the end of an accumulation cycle (gradients are not saved) */
             if (g_signal && mae_trainer_num_micro(r->t) % tc->accum_iter == 0 && it + 1 < steps) {
-                fflush(r->log_steps);
-                if (p.tty) printf("\n");
+                if (r->log_steps) fflush(r->log_steps);
+                if (p.tty && r->rank == 0) printf("\n");
                 rc = pretrain_save(r, "last", e, it + 1, err);
                 if (rc == MAE_OK) {
-                    printf("%s: saved %s/checkpoint-last.safetensors at epoch %d step %lld; "
-                           "continue with --resume %s/checkpoint-last.safetensors\n",
-                           g_signal == SIGTERM ? "SIGTERM" : "interrupted", o->output_dir, e,
-                           (long long)it + 1, o->output_dir);
+                    if (r->rank == 0)
+                        printf("%s: saved %s/checkpoint-last.safetensors at epoch %d step %lld; "
+                               "continue with --resume %s/checkpoint-last.safetensors\n",
+                               g_signal == SIGTERM ? "SIGTERM" : "interrupted", o->output_dir, e,
+                               (long long)it + 1, o->output_dir);
                     rc = PRETRAIN_INTERRUPTED;
                 }
                 break;
             }
         }
-        fflush(r->log_steps);
+        if (r->log_steps) fflush(r->log_steps);
         if (rc != MAE_OK) break;
         rc = end_of_epoch(r, e, sum, nsteps, mae_clock() - t_epoch, err);
         int64_t nb = mae_loader_bad_files(r->loader);
-        if (nb > 0) printf("epoch %d: %lld bad file%s skipped so far (warnings above)\n", e + 1,
+        if (nb > 0 && r->rank == 0) printf("epoch %d: %lld bad file%s skipped so far (warnings above)\n", e + 1,
                            (long long)nb, nb == 1 ? "" : "s");
         if (rc == MAE_OK && g_signal && e + 1 < end) {
-            printf("%s: stopped after epoch %d; continue with --resume "
-                   "%s/checkpoint-last.safetensors\n",
-                   g_signal == SIGTERM ? "SIGTERM" : "interrupted", e, o->output_dir);
+            if (r->rank == 0)
+                printf("%s: stopped after epoch %d; continue with --resume "
+                       "%s/checkpoint-last.safetensors\n",
+                       g_signal == SIGTERM ? "SIGTERM" : "interrupted", e, o->output_dir);
             rc = PRETRAIN_INTERRUPTED;
         }
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     free(noise);
+    if (r->world > 1 && r->rank == 0 && p.done > 0) {
+        double ph[MAE_NUM_PHASES];
+        mae_phase_seconds(r->m, ph);
+        printf("data parallel: %d ranks; gradient all-reduce wait %.2f ms per update (after the "
+               "backward; buckets started during it: %s)\n", r->world,
+               1e3 * ph[MAE_PHASE_GRAD_SYNC] / (double)(mae_trainer_num_updates(r->t) > 0
+                                                         ? mae_trainer_num_updates(r->t) : 1),
+               getenv("MAE_DIST_OVERLAP") && strcmp(getenv("MAE_DIST_OVERLAP"), "0") == 0
+                   ? "no, MAE_DIST_OVERLAP=0" : "yes");
+    }
     return rc;
 }
