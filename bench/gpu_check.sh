@@ -151,6 +151,16 @@ tail -n 1 "$W/test_bf16_flash_att.log" | tee -a "$SUM"
 step test_cuda_model_flash 90 "${OURS[@]}" MAE_CUDA_ATTENTION=flash .dev/bin/test_cuda_model
 tail -n 1 "$W/test_cuda_model_flash.log" | tee -a "$SUM"
 
+# the NCCL gradient path in a world of 1 (issue 8: multi-GPU is not possible on one GPU): the
+# same losses as without it
+step nccl_world1 60 "${OURS[@]}" MAE_DIST_FORCE_SYNC=1 .dev/bin/mae pretrain --device cuda \
+    --precision bf16 --model tiny-28 --num_samples 2048 --batch_size 256 --epochs 1 \
+    --warmup_epochs 1 --recon_images 0 --output_dir /tmp/nccl1 --seed 5
+step nccl_off 60 "${OURS[@]}" .dev/bin/mae pretrain --device cuda --precision bf16 \
+    --model tiny-28 --num_samples 2048 --batch_size 256 --epochs 1 --warmup_epochs 1 \
+    --recon_images 0 --output_dir /tmp/nccl0 --seed 5
+{ echo "nccl world 1 losses:"; tail -n 2 /tmp/nccl1/steps.jsonl; echo "without:"; tail -n 2 /tmp/nccl0/steps.jsonl; } 2>&1 | tee -a "$SUM"
+
 # ---- d. the torch bf16 matmul peak (8192^3, 10 timed reps after 3 warmup) -> PEAK
 step torch_peak 60 python3 -c "
 import torch, time

@@ -279,7 +279,8 @@ int mae_trainer_step_cls(mae_trainer *t, const float *imgs, const float *targets
  * A sync may start summing them there, overlapping the rest of the backward.
  * finish: called once the backward is done; it must leave the sum over all processes of
  * grads[0, n) in grads. grads is the backend's buffer (device memory on cuda).
- * A world of 1 with no sync is the default. */
+ * A world of 1 with no sync is the default; a world of 1 with a finish runs the sync anyway (a
+ * check of the engine on one device). */
 typedef struct mae_grad_sync {
     int world;
     void *ctx;

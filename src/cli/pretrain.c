@@ -322,6 +322,8 @@ int cmd_pretrain(int argc, char **argv) {
         if (mae_dist_grad_sync(&gs, o.device, &err) != MAE_OK ||
             mae_trainer_set_grad_sync(r.t, &gs, &err) != MAE_OK)
             goto fail;
+        if (r.world == 1 && gs.finish)
+            printf("gradient sync: NCCL in a world of 1 (MAE_DIST_FORCE_SYNC=1)\n");
     }
     if (o.resume && resume_from(&r, o.resume, &err) != MAE_OK) goto fail;
     if (r.start_epoch >= o.tc.epochs) {

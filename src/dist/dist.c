@@ -225,8 +225,11 @@ int mae_dist_nccl_sync(mae_grad_sync *s, mae_error *err); /* dist_nccl.c */
 int mae_dist_grad_sync(mae_grad_sync *s, const char *device, mae_error *err) {
     memset(s, 0, sizeof *s);
     s->world = g_world;
-    if (g_world == 1) return MAE_OK;
-    if (device && strcmp(device, "cuda") == 0) {
+    int cuda = device && strcmp(device, "cuda") == 0;
+    /* MAE_DIST_FORCE_SYNC=1 runs the NCCL path in a world of 1 (a check on a one-GPU machine) */
+    const char *force = getenv("MAE_DIST_FORCE_SYNC");
+    if (g_world == 1 && !(cuda && force && strcmp(force, "1") == 0)) return MAE_OK;
+    if (cuda) {
 #if defined(MAE_HAVE_CUDA)
         return mae_dist_nccl_sync(s, err);
 #else

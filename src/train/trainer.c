@@ -20,7 +20,7 @@ struct mae_trainer {
 };
 
 int mae_trainer_set_grad_sync(mae_trainer *t, const mae_grad_sync *s, mae_error *err) {
-    if (!s || s->world < 1 || (s->world > 1 && !s->finish))
+    if (!s || s->world < 1 || (s->world > 1 && !s->finish) || (s->ready && !s->finish))
         return mae_errf(err, "mae_trainer_set_grad_sync: a world of %d needs a finish function",
                         s ? s->world : 0);
     t->sync = *s;
@@ -176,7 +176,7 @@ static int trainer_step(mae_trainer *t, const float *imgs, const float *noise,
         return MAE_ERR_NONFINITE;
     }
     int last = (t->micro + 1) % accum == 0; /* this micro-batch completes an update */
-    if (last && t->sync.world > 1 && t->sync.ready) {
+    if (last && t->sync.finish && t->sync.ready) {
         t->m->grad_ready = t->sync.ready;
         t->m->grad_ready_ctx = t->sync.ctx;
     }
@@ -186,7 +186,7 @@ static int trainer_step(mae_trainer *t, const float *imgs, const float *noise,
         mae_backward(t->m, 1.0f / accum);
     t->m->grad_ready = NULL;
     t->micro++;
-    if (last && t->sync.world > 1) {
+    if (last && t->sync.finish) {
         double t0 = mae_phase_clock(t->m);
         if (t->sync.finish(t->sync.ctx, t->m->grads, t->m->nparams, err) != MAE_OK)
             return MAE_ERR;
