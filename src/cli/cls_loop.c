@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "classify.h"
+#include "dist/dist.h"
 #include "common.h"
 #include "data/randaug.h"
 #include "rng.h"
@@ -89,13 +90,19 @@ int cls_train_epoch(mae_trainer *t, mae_model *m, mae_loader *ld, const cls_opts
         if (rc != MAE_OK) break;
         sum += loss;
         n++;
-        if ((it + 1) % o->print_freq == 0 || it + 1 == steps) {
-            double dt = mae_clock() - t0;
+        if (mae_dist_rank() == 0 && ((it + 1) % o->print_freq == 0 || it + 1 == steps)) {
+            double dt = mae_clock() - t0; /* (rank 0's loss; img/s of all ranks) */
             printf("epoch %d/%d step %lld/%lld loss %.4f lr %.3e img/s %.1f\n", epoch + 1,
                    o->tc.epochs, (long long)(it + 1), (long long)steps, (double)loss,
-                   mae_trainer_lr(t), dt > 0 ? (double)(it + 1) * B / dt : 0.0);
+                   mae_trainer_lr(t),
+                   dt > 0 ? (double)(it + 1) * B * mae_dist_world() / dt : 0.0);
             fflush(stdout);
         }
+    }
+    if (rc == MAE_OK && mae_dist_world() > 1) { /* the epoch's mean loss over all ranks */
+        double x[2] = {sum, (double)n};
+        rc = mae_dist_sum_d(x, 2, err);
+        sum = x[0], n = (int64_t)x[1];
     }
     *mean_loss = n ? sum / n : 0.0;
     free(imgs);
@@ -113,6 +120,10 @@ int cls_evaluate(mae_model *m, mae_dataset *ds, int batch_size, int num_workers,
     lc.shuffle = 0;
     lc.drop_last = 0;
     lc.num_workers = num_workers;
+    /* under data parallelism every rank evaluates its shard and the counts are summed (the
+     * shards are padded to equal size by repeating the first samples, as DistributedSampler) */
+    lc.rank = mae_dist_rank();
+    lc.world_size = mae_dist_world();
     mae_loader *ld = mae_loader_create(ds, &lc, err);
     if (!ld) return MAE_ERR;
     float *targets = mae_xmalloc(sizeof(float) * batch_size * NC);
@@ -152,6 +163,16 @@ int cls_evaluate(mae_model *m, mae_dataset *ds, int batch_size, int num_workers,
             if (res->confusion) res->confusion[(size_t)y * NC + arg]++;
         }
         n += bt.B;
+    }
+    if (rc == MAE_OK && mae_dist_world() > 1) {
+        size_t nc2 = res->confusion ? (size_t)NC * NC : 0;
+        double *x = mae_xmalloc(sizeof(double) * (4 + nc2));
+        x[0] = loss_sum, x[1] = (double)top1, x[2] = (double)top5, x[3] = (double)n;
+        for (size_t i = 0; i < nc2; i++) x[4 + i] = (double)res->confusion[i];
+        rc = mae_dist_sum_d(x, (int)(4 + nc2), err);
+        loss_sum = x[0], top1 = (int64_t)x[1], top5 = (int64_t)x[2], n = (int64_t)x[3];
+        for (size_t i = 0; i < nc2; i++) res->confusion[i] = (int64_t)x[4 + i];
+        free(x);
     }
     if (rc == MAE_OK && n == 0) rc = mae_errf(err, "%s: no sample to evaluate", ds->desc);
     if (rc == MAE_OK) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "classify.h"
+#include "dist/dist.h"
 #include "common.h"
 #include "io/checkpoint.h"
 
@@ -61,7 +62,8 @@ static int parse(cls_opts *o, arg_spec *s, int argc, char **argv, const char *cm
         {"num_workers", ARG_INT, &o->num_workers, "data loader threads", 0},
         {"pin_mem", ARG_FLAG, &o->pin_mem, "accepted for compatibility", 0},
         {"no_pin_mem", ARG_FLAG, &o->no_pin_mem, "accepted for compatibility", 0},
-        {"world_size", ARG_INT, &tc->world_size, "number of processes (1 in this build)", 0},
+        {"world_size", ARG_INT, &tc->world_size,
+         "number of processes; it is the job's (mpirun -np N, srun), so this only checks it", 0},
         {"local_rank", ARG_INT, &o->local_rank, "accepted for compatibility", 0},
         {"dist_on_itp", ARG_FLAG, &o->dist_on_itp, "accepted for compatibility", 0},
         {"dist_url", ARG_STR, &o->dist_url, "accepted for compatibility", 0},
@@ -100,7 +102,6 @@ static int check_opts(const cls_opts *o, const arg_spec *s, int ns, mae_error *e
     if (o->print_freq < 1) return mae_errf(err, "--print_freq must be >= 1");
     if (o->threads < 0) return mae_errf(err, "--threads must be >= 0");
     if (o->num_workers < 0 || o->num_workers > 256) return mae_errf(err, "--num_workers must be in [0, 256]");
-    if (o->tc.world_size != 1) return mae_errf(err, "--world_size %d: this build runs one process", o->tc.world_size);
     if (cli_check_device(o->device, err) != MAE_OK) return MAE_ERR;
     if (strcmp(o->precision, "fp32") != 0 && strcmp(o->precision, "bf16") != 0)
         return mae_errf(err, "--precision must be fp32 or bf16, got '%s'", o->precision);
@@ -176,6 +177,7 @@ static int run_train(cls_opts *o, const arg_spec *s, int ns, const char *cmd, ma
         fprintf(stderr, "mae %s: %s\n", cmd, err->msg);
         return 2;
     }
+    int rank = mae_dist_rank(), world = mae_dist_world();
     mae_cls_config cc = {0};
     cc.num_classes = o->nb_classes;
     cc.global_pool = o->linprobe ? o->global_pool : !o->cls_token;
@@ -201,6 +203,8 @@ static int run_train(cls_opts *o, const arg_spec *s, int ns, const char *cmd, ma
     lc.num_workers = o->num_workers;
     lc.seed = o->tc.seed;
     lc.strict = o->strict;
+    lc.rank = rank; /* a disjoint shard of each epoch's order (DistributedSampler) */
+    lc.world_size = world;
     if (!(ld = mae_loader_create(tr, &lc, err))) goto done;
     if (!(m = mae_classifier_create(&cfg, &cc, o->tc.batch_size, o->device, err))) goto done;
     if (mae_model_set_precision(m, o->precision, err) != MAE_OK) {
@@ -213,19 +217,27 @@ static int run_train(cls_opts *o, const arg_spec *s, int ns, const char *cmd, ma
             code = 2;
             goto done;
         }
-        printf("load pre-trained encoder from %s\n", o->finetune);
+        if (rank == 0) printf("load pre-trained encoder from %s\n", o->finetune);
     } else if (o->resume) {
         if (mae_model_load(m, o->resume, err) != MAE_OK) {
             code = 2;
             goto done;
         }
-        printf("weights from %s (training restarts at epoch 0: optimizer state is not kept)\n",
-               o->resume);
-    } else {
+        if (rank == 0)
+            printf("weights from %s (training restarts at epoch 0: optimizer state is not "
+                   "kept)\n", o->resume);
+    } else if (rank == 0) {
         printf("no --finetune: training from scratch (the MAE initialisation, seed %llu)\n",
                (unsigned long long)o->tc.seed);
     }
     if (!(t = mae_trainer_create(m, &o->tc, err))) goto done;
+    {
+        mae_grad_sync gs;
+        if (mae_dist_grad_sync(&gs, o->device, err) != MAE_OK ||
+            mae_trainer_set_grad_sync(t, &gs, err) != MAE_OK)
+            goto done;
+    }
+    if (rank == 0) { /* rank 0 alone logs and saves */
     if (cli_mkdirs(o->output_dir, err) != MAE_OK) goto done;
     char lp[4096];
     snprintf(lp, sizeof lp, "%s/log.txt", o->output_dir);
@@ -247,7 +259,12 @@ static int run_train(cls_opts *o, const arg_spec *s, int ns, const char *cmd, ma
            o->tc.optimizer == MAE_OPT_LARS ? "LARS" : "AdamW", o->tc.weight_decay,
            o->tc.layer_decay, o->tc.epochs, o->tc.warmup_epochs, o->tc.min_lr,
            (long long)mae_loader_steps(ld));
+    if (world > 1)
+        printf("data parallel: %d processes (MPI), effective batch %d; BatchNorm statistics "
+               "per rank, as official (no SyncBatchNorm)\n", world,
+               o->tc.batch_size * o->tc.accum_iter * world);
     fflush(stdout);
+    }
     mae_mixup_cfg mix = {o->mixup, o->cutmix, o->mixup_prob, o->mixup_switch_prob,
                          o->smoothing, o->nb_classes};
     double best = -1.0, t0 = mae_clock();
@@ -261,6 +278,7 @@ static int run_train(cls_opts *o, const arg_spec *s, int ns, const char *cmd, ma
         if (rc != MAE_OK) goto done;
         cls_eval_result res;
         if (cls_evaluate(m, va, o->tc.batch_size, o->num_workers, 0, &res, err) != MAE_OK) goto done;
+        if (rank != 0) continue; /* (every rank evaluated its shard; the counts are summed) */
         printf("epoch %d: train loss %.4f; val Acc@1 %.3f Acc@5 %.3f loss %.4f (%lld images); "
                "%.1f min\n", ep + 1, tl, res.acc1, res.acc5, res.loss, (long long)res.n,
                (mae_clock() - t0) / 60.0);
@@ -280,6 +298,11 @@ static int run_train(cls_opts *o, const arg_spec *s, int ns, const char *cmd, ma
     }
     code = 0;
 done:
+    if (code != 0 && world > 1) { /* the other ranks would wait in the next all-reduce */
+        char msg[600];
+        snprintf(msg, sizeof msg, "mae %s: %s", cmd, err->msg);
+        mae_dist_abort(msg, code);
+    }
     if (code == 1 || code == 2 || code == 3) fprintf(stderr, "mae %s: %s\n", cmd, err->msg);
     if (log) fclose(log);
     mae_trainer_free(t);
@@ -325,9 +348,16 @@ static int cmd_classify(int argc, char **argv, int linprobe) {
     }
     if (rc == MAE_OK && linprobe && args_find(s, NS, "layer_decay")->seen)
         rc = mae_errf(&err, "--layer_decay is a fine-tuning flag; linear probing uses LARS");
+    if (rc == MAE_OK && args_find(s, NS, "world_size")->seen && o.tc.world_size != mae_dist_world())
+        rc = mae_errf(&err, "--world_size %d, but this job has %d process%s (the launcher's: "
+                            "mpirun -np N or srun)", o.tc.world_size, mae_dist_world(),
+                      mae_dist_world() == 1 ? "" : "es");
+    if (rc == MAE_OK && o.eval && mae_dist_world() > 1)
+        rc = mae_errf(&err, "--eval runs in one process; this job has %d", mae_dist_world());
+    o.tc.world_size = mae_dist_world(); /* the effective batch and lr rule count every rank */
     if (rc == MAE_OK) rc = check_opts(&o, s, NS, &err);
     if (rc != MAE_OK) {
-        fprintf(stderr, "mae %s: %s\n", cmd, err.msg);
+        if (mae_dist_rank() == 0) fprintf(stderr, "mae %s: %s\n", cmd, err.msg);
         return 2;
     }
     if (o.threads > 0) mae_set_num_threads(o.threads);

@@ -49,7 +49,8 @@ int main(int argc, char **argv) {
 }
 
 static int run_command(int argc, char **argv) {
-    if (mae_dist_world() > 1 && strcmp(argv[1], "pretrain") != 0) {
+    if (mae_dist_world() > 1 && strcmp(argv[1], "pretrain") != 0 &&
+        strcmp(argv[1], "finetune") != 0 && strcmp(argv[1], "linprobe") != 0) {
         if (mae_dist_rank() == 0)
             fprintf(stderr, "mae %s: runs in one process; this job has %d (mpirun -np 1, or "
                             "run it without mpirun)\n", argv[1], mae_dist_world());
