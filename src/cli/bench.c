@@ -148,7 +148,7 @@ static void json_write(FILE *f, const bench_result *r) {
 int cmd_bench(int argc, char **argv) {
     cli_model_flags mf = {.model = "tiny-28"};
     int batch = 64, steps = 10, warmup = 2, threads = 0, loss_window = 0;
-    const char *mode = "train", *precision = "fp32", *device = "cpu", *json = NULL;
+    const char *mode = "train", *precision = NULL, *device = "cpu", *json = NULL;
     const char *synthetic = "noise";
     double peak = 0, peak_tflops = 0, lr = 1e-4;
     uint64_t seed = 0;
@@ -164,7 +164,8 @@ int cmd_bench(int argc, char **argv) {
          "train: training steps (forward, backward, AdamW); infer: encoder-only inference on "
          "all patches (the model is created with mask_ratio 0) (default train)", 0},
         {"precision", ARG_STR, &precision, "matmul precision of the Linear layers: fp32 or bf16 "
-                                           "(cpu: bf16 needs AVX512_BF16) (default fp32)", 0},
+                                           "(cpu: bf16 needs AVX512_BF16) (default: bf16 on "
+                                           "cuda, fp32 on cpu)", 0},
         {"peak", ARG_DOUBLE, &peak,
          "GFLOP/s that pct_peak (% of peak) refers to; 0 measures cblas_sgemm on 2048^3 at "
          "--threads first (default 0; not used with --device cuda)", 0},
@@ -186,6 +187,7 @@ int cmd_bench(int argc, char **argv) {
     int n = CLI_MODEL_NFLAGS + NEXTRA;
     mae_error err = {{0}};
     int rc = args_parse(s, n, argc, argv, 2, "bench", &err);
+    if (!precision) precision = cli_default_precision(device);
     if (rc == 1) {
         args_help(s, n, "bench",
                   "Times MAE training steps (--mode train) or encoder-only inference (--mode "

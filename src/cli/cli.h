@@ -27,6 +27,9 @@ int cmd_devices(int argc, char **argv);
  * usable CUDA device; mae_backend_find's reason). Commands call it with their other flag checks,
  * before they read data or write anything. */
 int cli_check_device(const char *dev, mae_error *err);
+/* --precision when none was given: bf16 on cuda (mixed precision, the GPU default), fp32 on the
+ * CPU */
+const char *cli_default_precision(const char *device);
 
 /* Model-architecture flags shared by commands (--model plus per-field overrides). */
 typedef struct cli_model_flags {

@@ -58,6 +58,10 @@ int cli_model_config(const arg_spec *s, const cli_model_flags *f, mae_config *cf
     return MAE_OK;
 }
 
+const char *cli_default_precision(const char *device) {
+    return device && strcmp(device, "cuda") == 0 ? "bf16" : "fp32";
+}
+
 int cli_check_device(const char *dev, mae_error *err) {
     char why[256];
     if (!dev) dev = "cpu";

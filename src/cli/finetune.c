@@ -53,7 +53,8 @@ static int parse(cls_opts *o, arg_spec *s, int argc, char **argv, const char *cm
         {"output_dir", ARG_STR, &o->output_dir, "checkpoints and log.txt", 0},
         {"log_dir", ARG_STR, &o->log_dir, "accepted for compatibility (log.txt is in --output_dir)", 0},
         {"device", ARG_STR, &o->device, CLI_DEVICE_HELP, 0},
-        {"precision", ARG_STR, &o->precision, "matmul precision: fp32 or bf16", 0},
+        {"precision", ARG_STR, &o->precision,
+         "matmul precision: fp32 or bf16 (default: bf16 on cuda, fp32 on cpu)", 0},
         {"seed", ARG_U64, &tc->seed, "seed of init, data order, augmentation and drop path", 0},
         {"resume", ARG_STR, &o->resume, "classifier checkpoint (with --eval: the one to evaluate)", 0},
         {"start_epoch", ARG_INT, &o->start_epoch, "accepted for compatibility", 0},
@@ -316,7 +317,7 @@ done:
 static int cmd_classify(int argc, char **argv, int linprobe) {
     const char *cmd = linprobe ? "linprobe" : "finetune";
     cls_opts o = {.linprobe = linprobe, .mf = {.model = "mae_vit_base_patch16"},
-                  .output_dir = "./output_dir", .device = "cpu", .precision = "fp32",
+                  .output_dir = "./output_dir", .device = "cpu", .precision = NULL,
                   .aa = "rand-m9-mstd0.5-inc1", .remode = "pixel", .mixup_mode = "batch",
                   .dist_url = "env://", .recount = 1, .drop_path = 0.1, .smoothing = 0.1,
                   .reprob = 0.25, .mixup_prob = 1.0, .mixup_switch_prob = 0.5,
@@ -335,6 +336,7 @@ static int cmd_classify(int argc, char **argv, int linprobe) {
     arg_spec s[NS];
     mae_error err = {{0}};
     int rc = parse(&o, s, argc, argv, cmd, &err);
+    if (!o.precision) o.precision = cli_default_precision(o.device);
     if (rc == 1) {
         args_help(s, NS, cmd,
                   linprobe ? "Linear probing as main_linprobe.py: the encoder of --finetune frozen, "
@@ -376,7 +378,7 @@ int cmd_linprobe(int argc, char **argv) { return cmd_classify(argc, argv, 1); }
 
 /* mae eval: top-1/top-5, the loss and (<= 20 classes) the confusion of a classifier checkpoint */
 int cmd_eval(int argc, char **argv) {
-    cls_opts o = {.device = "cpu", .precision = "fp32", .num_workers = 4, .eval = 1};
+    cls_opts o = {.device = "cpu", .precision = NULL, .num_workers = 4, .eval = 1};
     o.tc.batch_size = 256;
     const char *ckpt = NULL;
     arg_spec s[] = {
@@ -389,12 +391,14 @@ int cmd_eval(int argc, char **argv) {
         {"eval_samples", ARG_INT, &o.eval_samples, "evaluate the first N samples only (0 = all)", 0},
         {"num_workers", ARG_INT, &o.num_workers, "data loader threads", 0},
         {"device", ARG_STR, &o.device, CLI_DEVICE_HELP, 0},
-        {"precision", ARG_STR, &o.precision, "matmul precision: fp32 or bf16", 0},
+        {"precision", ARG_STR, &o.precision,
+         "matmul precision: fp32 or bf16 (default: bf16 on cuda, fp32 on cpu)", 0},
         {"threads", ARG_INT, &o.threads, "compute threads (0 = all cores)", 0},
     };
     int ns = (int)(sizeof s / sizeof s[0]);
     mae_error err = {{0}};
     int rc = args_parse(s, ns, argc, argv, 2, "eval", &err);
+    if (!o.precision) o.precision = cli_default_precision(o.device);
     if (rc == 1) {
         args_help(s, ns, "eval", "Top-1/top-5 accuracy, loss and a confusion summary (<= 20 "
                                  "classes) of a classifier checkpoint on a dataset.");

@@ -36,8 +36,9 @@ static int parse(pretrain_opts *o, arg_spec *s, int argc, char **argv, mae_error
         {"log_dir", ARG_STR, &o->log_dir, "where steps.jsonl goes (default: --output_dir)", 0},
         {"device", ARG_STR, &o->device, CLI_DEVICE_HELP, 0},
         {"precision", ARG_STR, &o->precision,
-         "matmul precision of the Linear layers: fp32 or bf16 (bf16 needs AVX512_BF16; not "
-         "stored in checkpoints, so a run may resume with another) (default fp32)", 0},
+         "matmul precision of the Linear layers: fp32 or bf16 (on the CPU bf16 needs "
+         "AVX512_BF16; not stored in checkpoints, so a run may resume with another) (default: "
+         "bf16 on cuda, fp32 on cpu)", 0},
         {"seed", ARG_U64, &tc->seed, "seed of init, data order, crops and masks", 0},
         {"resume", ARG_STR, &o->resume,
          "checkpoint-*.safetensors to resume from (its .state.safetensors beside it)", 0},
@@ -261,7 +262,7 @@ static int open_logs(pretrain_run *r, mae_error *err) {
 
 int cmd_pretrain(int argc, char **argv) {
     pretrain_opts o = {.mf = {.model = "mae_vit_large_patch16"}, .output_dir = "./output_dir",
-                       .device = "cpu", .dist_url = "env://", .precision = "fp32",
+                       .device = "cpu", .dist_url = "env://", .precision = NULL,
                        .num_workers = 10, .pin_mem = 1, .local_rank = -1, .save_every = 20,
                        .print_freq = 20, .recon_images = 8, .recon_scale = 4, .dct_scaling = 1};
     mae_train_config_default(&o.tc);
@@ -275,6 +276,7 @@ int cmd_pretrain(int argc, char **argv) {
                   "trains on Fashion-MNIST (" MAE_FASHION_MNIST_DIR ").");
         return 0;
     }
+    if (!o.precision) o.precision = cli_default_precision(o.device);
     mae_config cfg;
     const char *model_name = o.mf.model;
     if (rc == MAE_OK && args_find(s, NS, "world_size")->seen && o.tc.world_size != mae_dist_world())
