@@ -2,7 +2,8 @@
 # Installs what mae needs on Debian 12: the build (CMake, OpenMP, OpenBLAS's OpenMP build, cJSON,
 # zlib, libpng, libjpeg-turbo, libspng, libwebp), the data (dataset-fashion-mnist) and, with
 # "test", the Python side of the tests (Debian's PyTorch, torchvision, PIL and the sample photos
-# of skimage/sklearn + a venv with transformers, safetensors and timm from PyPI).
+# of skimage/sklearn + a venv with transformers, safetensors and timm from PyPI) and Open MPI
+# (mpirun, and the headers that make cmake build the data-parallel code: tests/python/test_dist.py).
 # Usage: tools/install_deps.sh [build|test]
 set -euo pipefail
 what=${1:-build}
@@ -13,7 +14,8 @@ pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev zlib1
 if [ "$what" = test ]; then
   # PIL/torchvision: the references of the image tests; skimage/sklearn ship the real photos
   pkgs+=(python3 python3-venv python3-pip python3-numpy python3-torch python3-pil
-         python3-torchvision python3-skimage python3-sklearn)
+         python3-torchvision python3-skimage python3-sklearn
+         openmpi-bin libopenmpi-dev)  # mae pretrain under mpirun (py_dist)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

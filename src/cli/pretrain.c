@@ -190,10 +190,11 @@ static int resume_from(pretrain_run *r, const char *path, mae_error *err) {
         if (samples != step * per) {
             if (samples % per != 0)
                 return mae_errf(err, "--resume: %s stopped %lld samples into epoch %d, which is "
-                                     "not a whole number of this job's steps (%d ranks x "
+                                     "not a whole number of this job's steps (%d rank%s x "
                                      "batch_size %d); resume from an end-of-epoch checkpoint, "
                                      "or with a world size and batch size that divide it",
-                                path, samples, epoch, r->world, r->o->tc.batch_size);
+                                path, samples, epoch, r->world, r->world == 1 ? "" : "s",
+                                r->o->tc.batch_size);
             step = samples / per;
         }
     }
@@ -368,7 +369,7 @@ fail:
     if (r.world > 1) { /* the other ranks would wait in the next all-reduce: end the job */
         char msg[600];
         snprintf(msg, sizeof msg, "mae pretrain: %s", err.msg);
-        mae_dist_abort(msg, 1);
+        mae_dist_abort(msg, code);
     }
     fprintf(stderr, "mae pretrain: %s\n", err.msg);
 done:

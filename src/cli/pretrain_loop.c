@@ -163,12 +163,13 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
     int end = tc->epochs;
     if (o->stop_after_epochs > 0 && r->start_epoch + o->stop_after_epochs < end)
         end = r->start_epoch + o->stop_after_epochs;
-    progress p = {isatty(STDOUT_FILENO), mae_clock(), 0, 0, 0, 0, 0, 0};
+    /* (under mpirun stdout may be a terminal Open MPI provides, even when redirected: lines) */
+    progress p = {isatty(STDOUT_FILENO) && r->world == 1, mae_clock(), 0, 0, 0, 0, 0, 0};
     p.total = (int64_t)(end - r->start_epoch) * steps - r->start_step;
     struct sigaction old_int, old_term;
     g_signal = 0;
     install_signals(&old_int, &old_term);
-    int rc = MAE_OK;
+    int rc = MAE_OK, stop = 0; /* stop: save and end (a signal; agreed over ranks) */
     for (int e = r->start_epoch; e < end && rc == MAE_OK; e++) {
         int64_t it0 = e == r->start_epoch ? r->start_step : 0;
         mae_loader_start_epoch(r->loader, e, it0);
@@ -196,7 +197,9 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
                 double x[2] = {loss, g_signal ? 1.0 : 0.0};
                 if ((rc = mae_dist_sum_d(x, 2, err)) != MAE_OK) break;
                 loss = (float)(x[0] / r->world);
-                if (x[1] > 0 && !g_signal) g_signal = SIGTERM;
+                stop = x[1] > 0; /* agreed; a signal after the all-reduce waits a step */
+            } else {
+                stop = g_signal != 0;
             }
             sum += loss;
             nsteps++;
@@ -209,7 +212,7 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
             if (r->log_steps) fflush(r->log_steps); /* for live plotting; a few us per step */
             show(&p, r, e, it, steps, loss, mae_clock(), mae_loader_wait_seconds(r->loader));
             /* on a signal: stop at the end of an accumulation cycle (gradients are not saved) */
-            if (g_signal && mae_trainer_num_micro(r->t) % tc->accum_iter == 0 && it + 1 < steps) {
+            if (stop && mae_trainer_num_micro(r->t) % tc->accum_iter == 0 && it + 1 < steps) {
                 if (r->log_steps) fflush(r->log_steps);
                 if (p.tty && r->rank == 0) printf("\n");
                 rc = pretrain_save(r, "last", e, it + 1, err);
@@ -217,7 +220,7 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
                     if (r->rank == 0)
                         printf("%s: saved %s/checkpoint-last.safetensors at epoch %d step %lld; "
                                "continue with --resume %s/checkpoint-last.safetensors\n",
-                               g_signal == SIGTERM ? "SIGTERM" : "interrupted", o->output_dir, e,
+                               g_signal == SIGINT ? "interrupted" : "SIGTERM", o->output_dir, e,
                                (long long)it + 1, o->output_dir);
                     rc = PRETRAIN_INTERRUPTED;
                 }
@@ -230,11 +233,12 @@ int pretrain_loop(pretrain_run *r, mae_error *err) {
         int64_t nb = mae_loader_bad_files(r->loader);
         if (nb > 0 && r->rank == 0) printf("epoch %d: %lld bad file%s skipped so far (warnings above)\n", e + 1,
                            (long long)nb, nb == 1 ? "" : "s");
-        if (rc == MAE_OK && g_signal && e + 1 < end) {
+        if (r->world == 1) stop = g_signal != 0; /* (several ranks: as agreed at the last step) */
+        if (rc == MAE_OK && stop && e + 1 < end) {
             if (r->rank == 0)
                 printf("%s: stopped after epoch %d; continue with --resume "
                        "%s/checkpoint-last.safetensors\n",
-                       g_signal == SIGTERM ? "SIGTERM" : "interrupted", e, o->output_dir);
+                       g_signal == SIGINT ? "interrupted" : "SIGTERM", e, o->output_dir);
             rc = PRETRAIN_INTERRUPTED;
         }
     }
