@@ -69,10 +69,23 @@ void mae_dist_finalize(void) {
 #endif
 }
 
+/* several SLURM tasks but no PMI for MPI to join through: each would train alone, all into
+ * the same output_dir */
+static int slurm_without_pmi(mae_error *err) {
+    /* (SLURM_STEP_NUM_TASKS: the tasks of this srun step; a batch script's own step has 1) */
+    int ntasks = env_int("SLURM_STEP_NUM_TASKS", 1);
+    if (ntasks > 1 && !under_launcher())
+        return mae_errf(err, "srun started %d tasks but gave them no PMI to join one MPI job "
+                             "(each would train alone into the same output_dir); launch with "
+                             "srun --mpi=pmix (or pmi2), or with mpirun", ntasks);
+    return MAE_OK;
+}
+
 #ifndef MAE_HAVE_MPI
 
 int mae_dist_init(int *argc, char ***argv, mae_error *err) {
     (void)argc, (void)argv;
+    if (slurm_without_pmi(err) != MAE_OK) return MAE_ERR;
     if (under_launcher() && env_int("OMPI_COMM_WORLD_SIZE", env_int("PMI_SIZE", 1)) > 1)
         return mae_errf(err, "this process was started by an MPI launcher with several ranks, "
                              "but this build of mae has no MPI (install libopenmpi-dev and "
@@ -108,6 +121,7 @@ static int mpi_fail(mae_error *err, const char *what, int rc) {
 }
 
 int mae_dist_init(int *argc, char ***argv, mae_error *err) {
+    if (slurm_without_pmi(err) != MAE_OK) return MAE_ERR;
     if (!under_launcher()) return MAE_OK; /* one process, as without MPI */
     int provided = 0, rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
     if (rc != MPI_SUCCESS) return mae_errf(err, "MPI_Init_thread failed (error %d)", rc);

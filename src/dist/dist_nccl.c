@@ -2,7 +2,8 @@
  * through MPI (rank 0's ncclUniqueId broadcast). libnccl is opened at run time (dlopen), so a
  * CUDA build runs, single-process, where NCCL is not installed. Buckets are all-reduced on a
  * side stream as the backward completes them (an event orders each after the kernels that
- * wrote it); finish makes the compute stream wait for the last one, bounded by the timeout. */
+ * wrote it); finish waits on the host for the last one (polling its event, so the wait is
+ * bounded by the timeout) before the optimizer's kernels are queued. */
 #if defined(MAE_HAVE_MPI) && defined(MAE_HAVE_CUDA)
 
 #include <cuda_runtime_api.h>
