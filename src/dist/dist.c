@@ -81,6 +81,46 @@ static int slurm_without_pmi(mae_error *err) {
     return MAE_OK;
 }
 
+void mae_buckets_init(mae_buckets *bk) {
+    const char *mb = getenv("MAE_DIST_BUCKET_MB");
+    double bmb = mb ? atof(mb) : 25.0;
+    if (!(bmb > 0)) bmb = 25.0;
+    memset(bk, 0, sizeof *bk);
+    bk->bucket = (size_t)(bmb * 1e6 / sizeof(float));
+    if (bk->bucket < 1024) bk->bucket = 1024;
+}
+
+int mae_dist_overlap(void) {
+    const char *ov = getenv("MAE_DIST_OVERLAP");
+    return !(ov && strcmp(ov, "0") == 0);
+}
+
+int mae_buckets_take(mae_buckets *bk, size_t off, size_t n, size_t *a, size_t *b) {
+    if (bk->n != n) bk->n = n, bk->pending = n; /* the first call of an update */
+    if (bk->pending - off >= bk->bucket || (off == 0 && bk->pending > 0)) {
+        *a = off;
+        *b = bk->pending;
+        bk->pending = off;
+        return 1;
+    }
+    return 0;
+}
+
+int mae_dist_poll(int (*done)(void *ctx, mae_error *err), void *ctx, const char *what,
+                  mae_error *err) {
+    double t0 = mae_clock(), lim = mae_dist_timeout();
+    for (;;) {
+        int d = done(ctx, err);
+        if (d != 0) return d > 0 ? MAE_OK : MAE_ERR;
+        if (mae_clock() - t0 > lim)
+            return mae_errf(err, "%s did not complete within %.0f s (MAE_DIST_TIMEOUT) on rank "
+                                 "%d of %d: another rank died or hangs",
+                            what, lim, g_rank, g_world);
+        struct timespec ts = {0, 20000}; /* 20 us */
+        nanosleep(&ts, NULL);
+    }
+}
+
 #ifndef MAE_HAVE_MPI
 
 int mae_dist_init(int *argc, char ***argv, mae_error *err) {
@@ -131,24 +171,26 @@ int mae_dist_init(int *argc, char ***argv, mae_error *err) {
     MPI_Comm_size(MPI_COMM_WORLD, &g_world);
     g_local = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID",
                                                             env_int("MPI_LOCALRANKID", 0)));
-    (void)mpi_fail;
     return MAE_OK;
+}
+
+typedef struct {
+    MPI_Request *reqs;
+    int n;
+    const char *what;
+} mpi_wait;
+
+static int mpi_done(void *ctx, mae_error *err) {
+    mpi_wait *w = ctx;
+    int done = 0, rc = MPI_Testall(w->n, w->reqs, &done, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_fail(err, w->what, rc), -1;
+    return done;
 }
 
 /* waits for reqs with the timeout; what names the collective for the message */
 static int wait_all(MPI_Request *reqs, int n, const char *what, mae_error *err) {
-    double t0 = mae_clock(), lim = mae_dist_timeout();
-    for (;;) {
-        int done = 0, rc = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
-        if (rc != MPI_SUCCESS) return mpi_fail(err, what, rc);
-        if (done) return MAE_OK;
-        if (mae_clock() - t0 > lim)
-            return mae_errf(err, "%s did not complete within %.0f s (MAE_DIST_TIMEOUT) on rank "
-                                 "%d of %d: another rank died or hangs",
-                            what, lim, g_rank, g_world);
-        struct timespec ts = {0, 20000}; /* 20 us */
-        nanosleep(&ts, NULL);
-    }
+    mpi_wait w = {reqs, n, what};
+    return mae_dist_poll(mpi_done, &w, what, err);
 }
 
 int mae_dist_sum_d(double *x, int n, mae_error *err) {
@@ -179,9 +221,7 @@ int mae_dist_bcast(void *x, size_t n, mae_error *err) {
 
 #define MAX_REQ 4096
 typedef struct {
-    size_t pending; /* grads[pending, n) are started (or n: none yet) */
-    size_t n;       /* nparams, known at the first call */
-    size_t bucket;  /* floats per bucket */
+    mae_buckets bk;
     int nreq;
     MPI_Request req[MAX_REQ];
 } cpu_sync;
@@ -208,11 +248,8 @@ static void start_span(cpu_sync *c, float *grads, size_t off, size_t end) {
 
 static void cpu_ready(void *ctx, float *grads, size_t off, size_t n) {
     cpu_sync *c = ctx;
-    if (c->n != n) c->n = n, c->pending = n;
-    if (c->pending - off >= c->bucket || (off == 0 && c->pending > 0)) {
-        start_span(c, grads, off, c->pending);
-        c->pending = off;
-    }
+    size_t a, b;
+    if (mae_buckets_take(&c->bk, off, n, &a, &b)) start_span(c, grads, a, b);
     if (c->nreq) { /* let MPI progress what is in flight */
         int done = 0;
         MPI_Testall(c->nreq, c->req, &done, MPI_STATUSES_IGNORE);
@@ -222,13 +259,13 @@ static void cpu_ready(void *ctx, float *grads, size_t off, size_t n) {
 
 static int cpu_finish(void *ctx, float *grads, size_t n, mae_error *err) {
     cpu_sync *c = ctx;
-    if (c->n != n) c->n = n, c->pending = n;
-    if (c->pending > 0) start_span(c, grads, 0, c->pending);
+    size_t a, b;
+    if (mae_buckets_take(&c->bk, 0, n, &a, &b)) start_span(c, grads, a, b);
     double t0 = mae_clock();
     int rc = c->nreq ? wait_all(c->req, c->nreq, "the gradient all-reduce", err) : MAE_OK;
     g_wait_s += mae_clock() - t0;
     c->nreq = 0;
-    c->pending = n; /* the next update starts afresh */
+    mae_buckets_reset(&c->bk);
     return rc;
 }
 
@@ -250,15 +287,10 @@ int mae_dist_grad_sync(mae_grad_sync *s, const char *device, mae_error *err) {
         return mae_errf(err, "--device cuda with %d ranks: this build has no CUDA", g_world);
 #endif
     }
-    const char *mb = getenv("MAE_DIST_BUCKET_MB");
-    double bmb = mb ? atof(mb) : 25.0;
-    if (!(bmb > 0)) bmb = 25.0;
     memset(&g_cs, 0, sizeof g_cs);
-    g_cs.bucket = (size_t)(bmb * 1e6 / sizeof(float));
-    if (g_cs.bucket < 1024) g_cs.bucket = 1024;
-    const char *ov = getenv("MAE_DIST_OVERLAP");
+    mae_buckets_init(&g_cs.bk);
     s->ctx = &g_cs;
-    s->ready = ov && strcmp(ov, "0") == 0 ? NULL : cpu_ready;
+    s->ready = mae_dist_overlap() ? cpu_ready : NULL;
     s->finish = cpu_finish;
     return MAE_OK;
 }

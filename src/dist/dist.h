@@ -46,4 +46,22 @@ void mae_dist_abort(const char *msg, int code);
 /* MPI_Finalize when MPI was initialised */
 void mae_dist_finalize(void);
 
+/* ---- shared by the gradient syncs (dist.c: MPI, dist_nccl.c: NCCL) */
+/* The buckets of one update: grads[pending, n) have been started. */
+typedef struct mae_buckets {
+    size_t pending, n, bucket; /* bucket: floats (MAE_DIST_BUCKET_MB) */
+} mae_buckets;
+void mae_buckets_init(mae_buckets *bk);
+/* 1 unless MAE_DIST_OVERLAP=0 (then the sync has no ready hook) */
+int mae_dist_overlap(void);
+/* At ready(off) (off = 0: finish): the span [*a, *b) to start now, returning 1, or 0 for none
+ * yet. A span starts once a bucket's worth is final, and at 0 whatever is left. */
+int mae_buckets_take(mae_buckets *bk, size_t off, size_t n, size_t *a, size_t *b);
+/* after finish: the next update starts afresh */
+static inline void mae_buckets_reset(mae_buckets *bk) { bk->pending = bk->n; }
+/* Polls done(ctx) (1: done, 0: not yet, -1: failed, err filled) every 20 us until it is done
+ * or MAE_DIST_TIMEOUT has passed; what names the collective in the timeout's message. */
+int mae_dist_poll(int (*done)(void *ctx, mae_error *err), void *ctx, const char *what,
+                  mae_error *err);
+
 #endif

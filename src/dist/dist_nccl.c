@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common.h"
 #include "dist.h"
@@ -33,7 +32,7 @@ typedef struct {
     ncclComm_t comm;
     cudaStream_t side;
     cudaEvent_t ready_ev, done_ev;
-    size_t pending, n, bucket;
+    mae_buckets bk;
 } nccl_sync;
 static nccl_sync g_ns;
 
@@ -83,35 +82,31 @@ static void start(nccl_sync *c, float *grads, size_t a, size_t b) {
 
 static void nccl_ready(void *ctx, float *grads, size_t off, size_t n) {
     nccl_sync *c = ctx;
-    if (c->n != n) c->n = n, c->pending = n;
-    if (c->pending - off >= c->bucket || (off == 0 && c->pending > 0)) {
-        start(c, grads, off, c->pending);
-        c->pending = off;
-    }
+    size_t a, b;
+    if (mae_buckets_take(&c->bk, off, n, &a, &b)) start(c, grads, a, b);
+}
+
+/* the side stream's last all-reduce has finished */
+static int event_done(void *ctx, mae_error *err) {
+    (void)err;
+    cudaError_t e = cudaEventQuery(((nccl_sync *)ctx)->done_ev);
+    if (e == cudaSuccess) return 1;
+    if (e != cudaErrorNotReady) cuda_die("the gradient all-reduce", e);
+    return 0;
 }
 
 static int nccl_finish(void *ctx, float *grads, size_t n, mae_error *err) {
     nccl_sync *c = ctx;
-    if (c->n != n) c->n = n, c->pending = n;
-    if (c->pending > 0) start(c, grads, 0, c->pending);
-    c->pending = n;
+    size_t a, b;
+    if (mae_buckets_take(&c->bk, 0, n, &a, &b)) start(c, grads, a, b);
+    mae_buckets_reset(&c->bk);
     cudaError_t e = cudaEventRecord(c->done_ev, c->side);
     if (e != cudaSuccess) cuda_die("the gradient all-reduce", e);
-    double t0 = mae_clock(), lim = mae_dist_timeout();
-    for (;;) { /* bounded: a dead peer leaves NCCL waiting forever */
-        e = cudaEventQuery(c->done_ev);
-        if (e == cudaSuccess) break;
-        if (e != cudaErrorNotReady) cuda_die("the gradient all-reduce", e);
-        if (mae_clock() - t0 > lim) {
-            nc.comm_abort(c->comm);
-            return mae_errf(err, "the NCCL gradient all-reduce did not complete within %.0f s "
-                                 "(MAE_DIST_TIMEOUT) on rank %d of %d: another rank died or "
-                                 "hangs", lim, mae_dist_rank(), mae_dist_world());
-        }
-        struct timespec ts = {0, 20000};
-        nanosleep(&ts, NULL);
+    /* bounded: a dead peer leaves NCCL waiting forever */
+    if (mae_dist_poll(event_done, c, "the NCCL gradient all-reduce", err) != MAE_OK) {
+        nc.comm_abort(c->comm);
+        return MAE_ERR;
     }
-    (void)grads;
     return MAE_OK;
 }
 
@@ -139,13 +134,10 @@ int mae_dist_nccl_sync(mae_grad_sync *s, mae_error *err) {
         cudaEventCreateWithFlags(&c->ready_ev, cudaEventDisableTiming) != cudaSuccess ||
         cudaEventCreateWithFlags(&c->done_ev, cudaEventDisableTiming) != cudaSuccess)
         return mae_errf(err, "rank %d: could not create the NCCL stream", mae_dist_rank());
-    const char *mb = getenv("MAE_DIST_BUCKET_MB");
-    double bmb = mb ? atof(mb) : 25.0;
-    c->bucket = (size_t)((bmb > 0 ? bmb : 25.0) * 1e6 / sizeof(float));
+    mae_buckets_init(&c->bk);
     s->world = mae_dist_world();
     s->ctx = c;
-    const char *ov = getenv("MAE_DIST_OVERLAP");
-    s->ready = ov && strcmp(ov, "0") == 0 ? NULL : nccl_ready;
+    s->ready = mae_dist_overlap() ? nccl_ready : NULL;
     s->finish = nccl_finish;
     return MAE_OK;
 }
