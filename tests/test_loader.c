@@ -279,7 +279,65 @@ static void test_no_good_sample(void) {
     mae_dataset_free(ds);
 }
 
+/* a host allocator (a GPU backend's pinned memory): the batches land in its block, the loader
+ * frees it with the matching free, and the samples are the same as with malloc; a failing one
+ * falls back to malloc */
+static int g_allocs, g_frees;
+static void *g_block;
+static size_t g_bytes;
+static void *count_alloc(size_t n) {
+    g_allocs++;
+    g_bytes = n;
+    return g_block = malloc(n);
+}
+static void count_free(void *p) {
+    g_frees += p == g_block;
+    free(p);
+}
+static void *fail_alloc(size_t n) {
+    (void)n;
+    g_allocs++;
+    return NULL;
+}
+
+static void test_host_alloc(void) {
+    enum { N = 40, B = 4 };
+    mae_dataset *ds = fake_new(N, NULL);
+    mae_error err;
+    uint64_t ids[3][N];
+    for (int mode = 0; mode < 3; mode++) { /* malloc, counting allocator, failing allocator */
+        mae_loader_config lc;
+        mae_loader_config_default(&lc, B);
+        lc.num_workers = 2;
+        lc.seed = 3;
+        if (mode == 1) lc.host_alloc = count_alloc, lc.host_free = count_free;
+        if (mode == 2) lc.host_alloc = fail_alloc, lc.host_free = count_free;
+        g_allocs = g_frees = 0;
+        g_block = NULL;
+        mae_loader *l = mae_loader_create(ds, &lc, &err);
+        mae_batch b;
+        mae_loader_start_epoch(l, 1, 0);
+        int k = 0, inside = 1;
+        while (mae_loader_next(l, &b, &err) == MAE_OK) {
+            for (int i = 0; i < b.B; i++) ids[mode][k++] = b.sample_ids[i];
+            if (mode == 1)
+                inside &= (const char *)b.imgs >= (const char *)g_block &&
+                           (const char *)b.imgs < (const char *)g_block + g_bytes;
+        }
+        mae_loader_free(l);
+        if (mode == 1)
+            CHECK(g_allocs == 1 && g_frees == 1 && inside,
+                  "host_alloc: %d allocations, %d matching frees, batches inside its block %d",
+                  g_allocs, g_frees, inside);
+        if (mode == 2) CHECK(g_allocs == 1 && g_frees == 0, "a failing host_alloc falls back to malloc");
+        if (mode > 0)
+            CHECK(!memcmp(ids[0], ids[mode], sizeof ids[0]), "allocator %d changed the samples", mode);
+    }
+    mae_dataset_free(ds);
+}
+
 int main(void) {
+    test_host_alloc();
     test_workers_and_order();
     test_shards();
     test_restart_mid_epoch();

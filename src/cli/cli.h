@@ -30,6 +30,10 @@ int cli_check_device(const char *dev, mae_error *err);
 /* --precision when none was given: bf16 on cuda (mixed precision, the GPU default), fp32 on the
  * CPU */
 const char *cli_default_precision(const char *device);
+/* the loader's batch images in the device backend's page-locked host memory (cuda), so each
+ * upload is a direct copy; nothing changes on the CPU */
+struct mae_loader_config;
+void cli_pinned_batches(struct mae_loader_config *lc, const char *device);
 
 /* Model-architecture flags shared by commands (--model plus per-field overrides). */
 typedef struct cli_model_flags {

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "common.h"
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "data/source.h"
 #include "io/npy.h"
 
@@ -56,6 +57,14 @@ int cli_model_config(const arg_spec *s, const cli_model_flags *f, mae_config *cf
     if (mae_config_validate(cfg, &e2) != MAE_OK)
         return mae_errf(err, "model %s: %s", f->model, e2.msg);
     return MAE_OK;
+}
+
+void cli_pinned_batches(mae_loader_config *lc, const char *device) {
+    const mae_backend *be = device && strcmp(device, "cpu") != 0 ? mae_backend_get(device) : NULL;
+    if (be) {
+        lc->host_alloc = be->host_alloc;
+        lc->host_free = be->host_free;
+    }
 }
 
 const char *cli_default_precision(const char *device) {

@@ -204,6 +204,7 @@ static int run_train(cls_opts *o, const arg_spec *s, int ns, const char *cmd, ma
     lc.num_workers = o->num_workers;
     lc.seed = o->tc.seed;
     lc.strict = o->strict;
+    cli_pinned_batches(&lc, o->device);
     lc.rank = rank; /* a disjoint shard of each epoch's order (DistributedSampler) */
     lc.world_size = world;
     if (!(ld = mae_loader_create(tr, &lc, err))) goto done;

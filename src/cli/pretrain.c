@@ -308,6 +308,7 @@ int cmd_pretrain(int argc, char **argv) {
     lc.num_workers = o.num_workers;
     lc.seed = o.tc.seed;
     lc.strict = o.strict;
+    cli_pinned_batches(&lc, o.device);
     lc.rank = r.rank; /* a disjoint shard of each epoch's order (DistributedSampler) */
     lc.world_size = r.world;
     if (!(r.loader = mae_loader_create(r.ds, &lc, &err))) goto fail;

@@ -31,6 +31,7 @@ struct mae_loader {
     size_t per_img;
     int Q;
     float *imgs;        /* (Q, B, C, H, W) */
+    int imgs_pinned;    /* imgs from cfg.host_alloc (freed with cfg.host_free) */
     int *labels;        /* (Q, B) */
     uint64_t *ids;      /* (Q, B) */
     int64_t *slot_batch;/* (Q) batch held by each slot, -1 = none */
@@ -192,7 +193,9 @@ mae_loader *mae_loader_create(mae_dataset *ds, const mae_loader_config *cfg, mae
         free(l);
         return mae_errf(err, "batch buffers too large"), NULL;
     }
-    l->imgs = (float *)mae_xmalloc(bytes);
+    l->imgs = c->host_alloc ? (float *)c->host_alloc(bytes) : NULL;
+    l->imgs_pinned = l->imgs != NULL;
+    if (!l->imgs) l->imgs = (float *)mae_xmalloc(bytes);
     l->labels = (int *)mae_xcalloc(QB, sizeof(int));
     l->ids = (uint64_t *)mae_xcalloc(QB, sizeof(uint64_t));
     l->slot_batch = (int64_t *)mae_xmalloc(sizeof(int64_t) * l->Q);
@@ -233,7 +236,10 @@ void mae_loader_free(mae_loader *l) {
     pthread_cond_destroy(&l->cv_done);
     free(l->ctx);
     free(l->threads);
-    free(l->imgs);
+    if (l->imgs_pinned)
+        l->cfg.host_free(l->imgs);
+    else
+        free(l->imgs);
     free(l->labels);
     free(l->ids);
     free(l->slot_batch);

@@ -26,6 +26,10 @@ typedef struct mae_loader_config {
     int shuffle;     /* 1: per-epoch permutation; 0: dataset order (evaluation) */
     int drop_last;   /* 1: as main_pretrain.py */
     int strict;      /* 1: the first bad file is an error */
+    /* where the batch images live (NULL: malloc): a GPU backend's page-locked host memory
+     * makes each batch's upload a direct DMA (mae_backend.host_alloc); if it fails, malloc */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
 } mae_loader_config;
 void mae_loader_config_default(mae_loader_config *c, int batch_size);
 
