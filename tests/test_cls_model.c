@@ -27,19 +27,8 @@
 #define FD_EPS 1e-3
 #define TOL_REL 1e-2 /* per tensor ||g - fd|| / ||fd|| */
 
-static uint64_t g_rng = 0x13198A2E03707344ull;
-static uint64_t rng_next(void) {
-    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-static double rng_u01(void) { return (double)(rng_next() >> 11) * (1.0 / 9007199254740992.0); }
-static double rng_normal(void) {
-    double u1 = rng_u01(), u2 = rng_u01();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
+#define TEST_RNG_SEED 0x13198A2E03707344ull
+#include "test_rng.h"
 
 static void *xmalloc(size_t n) {
     void *p = calloc(n ? n : 1, 1);
